@@ -1,0 +1,34 @@
+# Every target creates .venv with the system python3 if it is missing, so a fresh clone
+# needs only Python >= 3.10 and make.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test test-slow bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+demo: $(VENV)/.installed-test
+	$(BIN)/python scenarios/pendulum_demo.py --out out
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q
+
+test-slow: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q -m slow
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/rollout.py
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check diffsim tests benchmarks scenarios
+	$(BIN)/ruff format --check diffsim tests benchmarks scenarios
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

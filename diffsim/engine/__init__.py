@@ -1,0 +1,26 @@
+"""The transformation engine: integrators, rollouts, adjoints. Knows no physics."""
+
+from ._adaptive import (
+    AbstractAdaptiveIntegrator as AbstractAdaptiveIntegrator,
+    Dopri8 as Dopri8,
+    Kvaerno5 as Kvaerno5,
+    Tsit5 as Tsit5,
+)
+from ._adjoints import (
+    AbstractAdjoint as AbstractAdjoint,
+    Checkpointed as Checkpointed,
+    Direct as Direct,
+)
+from ._errors import SimulationError as SimulationError
+from ._integrators import (
+    RK4 as RK4,
+    AbstractFixedStepIntegrator as AbstractFixedStepIntegrator,
+    AbstractIntegrator as AbstractIntegrator,
+    Euler as Euler,
+    Leapfrog as Leapfrog,
+    SemiImplicitEuler as SemiImplicitEuler,
+    Yoshida4 as Yoshida4,
+)
+from ._rollout import simulate as simulate
+from ._saveat import SaveAt as SaveAt
+from ._solution import RESULTS as RESULTS, Trajectory as Trajectory

@@ -1,0 +1,410 @@
+"""`simulate`: roll a system forward in time.
+
+Contract: `simulate(system, y0, ...)` is a pure function of pytrees. Static problems
+(argument types, shapes, step counts, save times) raise `ValueError`/`TypeError` before
+anything is compiled; runtime problems (a state turning NaN/inf) raise
+`SimulationError` naming the step and batch member, or, with `throw=False`, come back as
+`traj.result`. jit, vmap and grad compose on top, and a second call with the same
+shapes and static options does not recompile.
+
+Fixed-step rollouts are one `lax.scan` whose body is the integrator's step (nested where
+the adjoint checkpoints or `SaveAt(every=k)` saves); adaptive ones are `diffrax`.
+"""
+
+import math
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.lax as lax
+import jax.numpy as jnp
+import numpy as np
+
+from .._types import RealScalarLike, State
+from ._adaptive import AbstractAdaptiveIntegrator, simulate_adaptive
+from ._adjoints import AbstractAdjoint, Checkpointed
+from ._errors import error_if_bad_step, reraise_clean
+from ._integrators import RK4, AbstractFixedStepIntegrator, check_integrator_fits
+from ._saveat import SaveAt
+from ._solution import RESULTS, Trajectory
+
+_NONFINITE_HINT = (
+    "Use a smaller dt, a stiff integrator (ds.Kvaerno5()), check the system's parameters, "
+    "or pass throw=False to get traj.result instead."
+)
+
+
+def _is_concrete(x) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+def _float_dtype(y0) -> Any:
+    leaves = jax.tree.leaves(y0)
+    dtype = jnp.result_type(*[jnp.asarray(leaf).dtype for leaf in leaves])
+    if not jnp.issubdtype(dtype, jnp.floating):
+        dtype = jnp.result_type(float)
+    return dtype
+
+
+def _check_positive_finite(name: str, value) -> None:
+    if value is None:
+        raise ValueError(f"{name} is required: pass a positive step size, e.g. {name}=0.01.")
+    if _is_concrete(value):
+        arr = np.asarray(value)
+        if arr.ndim != 0:
+            raise ValueError(f"{name} must be a scalar; got shape {arr.shape}.")
+        if not (np.isfinite(arr) and arr > 0):
+            raise ValueError(f"{name} must be a positive finite number; got {float(arr)}.")
+
+
+def _number_of_steps(t0, t1, dt, n_steps) -> int:
+    if (t1 is None) == (n_steps is None):
+        raise ValueError(
+            "Pass exactly one of t1= (the end time) and n_steps= (the number of steps); "
+            f"got t1={t1!r} and n_steps={n_steps!r}."
+        )
+    if n_steps is not None:
+        if not isinstance(n_steps, (int, np.integer)) or isinstance(n_steps, bool) or n_steps < 0:
+            raise ValueError(f"n_steps must be a non-negative Python int; got {n_steps!r}.")
+        return int(n_steps)
+    if not (_is_concrete(t0) and _is_concrete(t1) and _is_concrete(dt)):
+        raise ValueError(
+            "With t1=, the number of steps (t1 - t0) / dt must be known when tracing, so t0, "
+            "t1 and dt must be concrete numbers, not traced values. Under jit, pass "
+            "n_steps= instead (t0 and dt may then be traced and differentiated)."
+        )
+    t0, t1, dt = float(t0), float(t1), float(dt)
+    if not math.isfinite(t1):
+        raise ValueError(f"t1 must be finite; got {t1}.")
+    if t1 < t0:
+        raise ValueError(
+            f"t1 must be >= t0; got t0={t0}, t1={t1}. (Use a negative-time system or swap them.)"
+        )
+    ratio = (t1 - t0) / dt
+    n = round(ratio)
+    if abs(ratio - n) > 1e-6 * max(1.0, ratio):
+        raise ValueError(
+            f"t1 - t0 = {t1 - t0:g} is not a whole number of steps of dt = {dt:g} "
+            f"({ratio:.6g} steps). Choose dt = (t1 - t0) / n for a whole n, or pass n_steps=."
+        )
+    return n
+
+
+def _check_state(system, y0, t0, dt, integrator) -> Any:
+    """Evaluate one step abstractly; return y0 cast to the dtype the step produces."""
+    if isinstance(integrator, AbstractFixedStepIntegrator):
+        check_integrator_fits(integrator, system, y0)
+    name = type(system).__name__
+    if not callable(getattr(system, "vector_field", None)):
+        raise TypeError(
+            f"system must have a vector_field(t, y) method (a ds.AbstractSystem); got {name}."
+        )
+    for leaf in jax.tree.leaves(y0):
+        if not isinstance(leaf, (jax.Array, np.ndarray, np.generic, float, int)):
+            raise TypeError(f"y0 must be a pytree of arrays; found a leaf of type {type(leaf)}.")
+    y0 = jax.tree.map(lambda x: jnp.asarray(x, _float_dtype(y0)), y0)
+    try:
+        out = jax.eval_shape(system.vector_field, t0, y0)
+    except Exception as e:
+        raise ValueError(
+            f"y0 does not fit the state of {name}: evaluating {name}.vector_field(t0, y0) "
+            f"failed with {type(e).__name__}: {e}"
+        ) from e
+    if jax.tree.structure(out) != jax.tree.structure(y0):
+        raise ValueError(
+            f"y0 does not match the state structure of {name}: its vector field returns "
+            f"{jax.tree.structure(out)} for y0 = {jax.tree.structure(y0)}."
+        )
+    for path, (o, y) in zip(
+        jax.tree_util.tree_flatten_with_path(y0)[0],
+        zip(jax.tree.leaves(out), jax.tree.leaves(y0), strict=True),
+        strict=True,
+    ):
+        if o.shape != y.shape:
+            raise ValueError(
+                f"y0 does not match the state of {name}: y0{jax.tree_util.keystr(path[0])} "
+                f"has shape {y.shape} but its time derivative has shape {o.shape}."
+            )
+    dtype = jnp.result_type(*[o.dtype for o in jax.tree.leaves(out)], _float_dtype(y0))
+    return jax.tree.map(lambda x: x.astype(dtype), y0)
+
+
+def _check_saveat_ts(ts, t0, t1) -> None:
+    if not (_is_concrete(ts) and _is_concrete(t0) and _is_concrete(t1)):
+        return  # checked at run time instead
+    ts, t0, t1 = np.asarray(ts), float(t0), float(t1)
+    if ts.size == 0:
+        raise ValueError("SaveAt(ts=...) is empty; give at least one time.")
+    slack = 1e-9 * max(1.0, abs(t0), abs(t1))
+    if ts.min() < t0 - slack or ts.max() > t1 + slack:
+        raise ValueError(
+            f"SaveAt(ts=...) must lie within [t0, t1] = [{t0:g}, {t1:g}]; got times from "
+            f"{ts.min():g} to {ts.max():g}."
+        )
+    if np.any(np.diff(ts) < 0):
+        raise ValueError("SaveAt(ts=...) must be non-decreasing; sort the times.")
+
+
+def _floats_to_arrays(tree):
+    """Python floats become weakly typed 0-d arrays (same dtype promotion), so a new value
+    of a parameter does not recompile. Ints and bools may be shapes or switches: kept."""
+    return jax.tree.map(lambda x: jnp.asarray(x) if type(x) is float else x, tree)
+
+
+def _all_finite(tree) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]
+    return jnp.stack(leaves).all() if len(leaves) > 1 else leaves[0]
+
+
+def _stack(trees):
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def _concat(trees):
+    return jax.tree.map(lambda *xs: jnp.concatenate(xs), *trees)
+
+
+@eqx.filter_jit
+def _simulate_fixed(
+    system,
+    y0,
+    t0,
+    dt,
+    n: int,
+    integrator,
+    saveat: SaveAt,
+    adjoint: AbstractAdjoint,
+    throw: bool,
+    check_ts: bool,
+):
+    dtype = t0.dtype
+    save = (lambda t, y: saveat.fn(t, y)) if saveat.fn is not None else (lambda t, y: y)
+
+    def step(carry):
+        y, k, bad = carry
+        y1 = integrator.step(system, t0 + k.astype(dtype) * dt, y, dt)
+        # A NaN propagates, so the first non-finite step is where it started.
+        bad = jnp.where((bad < 0) & ~_all_finite(y1), k, bad)
+        return y1, k + 1, bad
+
+    carry0 = (y0, jnp.asarray(0, jnp.int32), jnp.asarray(-1, jnp.int32))
+
+    if saveat.ts is not None:
+        ts = saveat.ts.astype(dtype)
+        if check_ts:  # traced save times: checked here, not before tracing
+            ts = eqx.error_if(
+                ts,
+                (ts < t0).any() | (ts > t0 + n * dt).any() | (jnp.diff(ts) < 0).any(),
+                "SaveAt(ts=...) must be non-decreasing and within [t0, t1].",
+            )
+        ys, final = _save_at_times(step, carry0, ts, t0, dt, n, integrator, system, adjoint)
+        ys = jax.vmap(save)(ts, ys)
+        y_final, _, bad = final
+    elif saveat.every is not None:
+        k = saveat.every
+        n_blocks, rem = divmod(n, k)
+
+        def block(carry, _):
+            carry = adjoint.loop(step, carry, k)
+            return carry, save(t0 + carry[1].astype(dtype) * dt, carry[0])
+
+        carry, ys_blocks = lax.scan(block, carry0, None, length=n_blocks)
+        pieces = [_stack([save(t0, y0)]), ys_blocks]
+        steps = [np.arange(0, n_blocks * k + 1, k)]
+        if rem:
+            carry = adjoint.loop(step, carry, rem)
+            pieces.append(_stack([save(t0 + n * dt, carry[0])]))
+            steps.append(np.array([n]))
+        ys = _concat(pieces)
+        ts = t0 + jnp.asarray(np.concatenate(steps), dtype) * dt
+        y_final, _, bad = carry
+    else:
+        y_final, _, bad = adjoint.loop(step, carry0, n)
+        t1 = t0 + n * dt
+        times, states = [], []
+        if saveat.t0:
+            times.append(t0)
+            states.append(save(t0, y0))
+        if saveat.t1:
+            times.append(t1)
+            states.append(save(t1, y_final))
+        ts, ys = jnp.stack(times), _stack(states)
+
+    result = RESULTS.where(bad >= 0, RESULTS.nonfinite, RESULTS.successful)
+    if throw:
+        ys = error_if_bad_step(
+            ys,
+            bad,
+            t0 + (bad + 1).astype(dtype) * dt,
+            what="simulate: the state became non-finite (NaN or inf)",
+            hint=_NONFINITE_HINT,
+        )
+    stats = {"num_steps": jnp.asarray(n, jnp.int32), "nonfinite_step": bad}
+    return Trajectory(ts=ts, ys=ys, result=result, stats=stats)
+
+
+def _save_at_times(step, carry0, ts, t0, dt, n, integrator, system, adjoint):
+    """States at arbitrary times `ts`: record the grid state y_k at the start of each step
+    k that holds a save time, then take a partial integrator step of ts_i - t_k from it."""
+    n_save = ts.shape[0]
+    if n == 0:
+        return jax.tree.map(lambda x: jnp.broadcast_to(x, (n_save,) + x.shape), carry0[0]), carry0
+    dtype = ts.dtype
+    # The step each save time falls in; t1 itself is the end of the last step.
+    ks = jnp.clip(jnp.floor((ts - t0) / dt).astype(jnp.int32), 0, n - 1)
+    buffer0 = jax.tree.map(lambda x: jnp.zeros((n_save,) + x.shape, x.dtype), carry0[0])
+
+    def body(carry):
+        inner, buffer = carry
+        y, k, _ = inner
+        # Saves that share a step k share one buffer row: the first of their group.
+        row = jnp.minimum(jnp.searchsorted(ks, k, side="left"), n_save - 1)
+        hit = ks[row] == k
+        buffer = jax.tree.map(
+            lambda b, yi: lax.dynamic_update_index_in_dim(
+                b, jnp.where(hit, yi, lax.dynamic_index_in_dim(b, row, 0, False)), row, 0
+            ),
+            buffer,
+            y,
+        )
+        return step(inner), buffer
+
+    final, buffer = adjoint.loop(body, (carry0, buffer0), n)
+    rows = jnp.searchsorted(ks, ks, side="left")
+    y_k = jax.tree.map(lambda b: b[rows], buffer)
+    t_k = t0 + ks.astype(dtype) * dt
+    ys = jax.vmap(integrator.step, in_axes=(None, 0, 0, 0))(system, t_k, y_k, ts - t_k)
+    return ys, final
+
+
+def simulate(
+    system: Any,
+    y0: State,
+    *,
+    t0: RealScalarLike = 0.0,
+    t1: RealScalarLike | None = None,
+    dt: RealScalarLike | None = None,
+    n_steps: int | None = None,
+    integrator: Any = RK4(),
+    saveat: SaveAt = SaveAt(t1=True),
+    adjoint: AbstractAdjoint = Checkpointed(),
+    max_steps: int | None = None,
+    throw: bool = True,
+) -> Trajectory:
+    """Roll `system` forward from state `y0` at time `t0`.
+
+    With a fixed-step integrator the rollout takes `n` steps of length `dt` from `t0`,
+    where `n = n_steps` or `n = (t1 - t0) / dt` (which must be a whole number); it is one
+    `lax.scan` and costs the same as a hand-written one. With an adaptive integrator
+    (`ds.Tsit5`, `ds.Dopri8`, `ds.Kvaerno5`) it is one `diffrax.diffeqsolve` from `t0` to
+    `t1`, and `dt` is the initial step (`None`: diffrax picks).
+
+    **Arguments:**
+
+    - `system`: a `ds.AbstractSystem` (anything with `vector_field(t, y)`); its fields are
+      the parameters that gradients flow to. For a batch of systems (array fields with a
+      leading batch axis), `eqx.filter_vmap` over `simulate`: it maps the array fields and
+      broadcasts the Python-number ones. Elementwise systems (`Pendulum`) also broadcast
+      batched fields against a batched state in one rollout.
+    - `y0`: the initial state, a pytree of arrays (`ds.PhaseState(q, v)` for mechanical
+      systems). Integer leaves become floats; float32 and float64 both work.
+    - `t0`: the start time.
+    - `t1` / `n_steps`: the end time, or the number of steps; exactly one. With `t1`, the
+      values of `t0`, `t1`, `dt` must be concrete (not traced). With `n_steps`, `t0` and `dt`
+      may be traced and differentiated.
+    - `dt`: the step size (fixed step) or initial step (adaptive).
+    - `integrator`: `ds.RK4()` (default), `ds.Euler()`, `ds.SemiImplicitEuler()`,
+      `ds.Leapfrog()`, `ds.Yoshida4()`, `ds.Tsit5()`, `ds.Dopri8()`, `ds.Kvaerno5()`.
+    - `saveat`: a `ds.SaveAt`; default `SaveAt(t1=True)`, the final state only.
+    - `adjoint`: how reverse-mode gradients flow: `ds.Checkpointed()` (default) or
+      `ds.Direct()`.
+    - `max_steps`: the step limit for adaptive integrators (default 4096); a fixed-step
+      rollout longer than this raises.
+    - `throw`: raise `ds.SimulationError` if the state becomes non-finite (fixed step) or
+      the solve fails (adaptive). With `False`, check `traj.result` instead.
+
+    **Returns:** a `ds.Trajectory` with `ts`, `ys`, `result`, `stats`.
+
+    **Example:**
+
+    ```python
+    import jax.numpy as jnp
+    import diffsim as ds
+
+    pendulum = ds.systems.Pendulum(length=1.0)
+    y0 = ds.PhaseState(q=jnp.array(0.5), v=jnp.array(0.0))
+    traj = ds.simulate(pendulum, y0, t1=10.0, dt=0.01, integrator=ds.Leapfrog(),
+                       saveat=ds.SaveAt(every=10))
+    traj.ys.q.shape  # (101,)
+    ```
+    """
+    if not isinstance(integrator, (AbstractFixedStepIntegrator, AbstractAdaptiveIntegrator)):
+        raise TypeError(
+            f"integrator must be a diffsim integrator such as ds.RK4() or ds.Tsit5(); "
+            f"got {integrator!r}."
+        )
+    if not isinstance(saveat, SaveAt):
+        raise TypeError(f"saveat must be a ds.SaveAt; got {saveat!r}.")
+    if not isinstance(adjoint, AbstractAdjoint):
+        raise TypeError(f"adjoint must be ds.Direct() or ds.Checkpointed(); got {adjoint!r}.")
+    if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
+        raise ValueError(f"max_steps must be a positive int or None; got {max_steps!r}.")
+
+    if isinstance(integrator, AbstractAdaptiveIntegrator):
+        if t1 is None or n_steps is not None:
+            raise ValueError(
+                f"The adaptive integrator {type(integrator).__name__} needs t1= (the end "
+                "time) and no n_steps=; it chooses its own steps."
+            )
+        if dt is not None:
+            _check_positive_finite("dt", dt)
+        if _is_concrete(t0) and _is_concrete(t1) and float(t1) < float(t0):
+            raise ValueError(f"t1 must be >= t0; got t0={float(t0)}, t1={float(t1)}.")
+        y0 = _check_state(system, y0, t0, dt, integrator)
+        if saveat.ts is not None:
+            _check_saveat_ts(saveat.ts, t0, t1)
+        return simulate_adaptive(
+            system, y0, t0, t1, dt, integrator, saveat, adjoint, max_steps, throw
+        )
+
+    _check_positive_finite("dt", dt)
+    n = _number_of_steps(t0, t1, dt, n_steps)
+    if max_steps is not None and n > max_steps:
+        raise ValueError(
+            f"This rollout takes {n} steps, more than max_steps={max_steps}; increase "
+            "max_steps or use a larger dt."
+        )
+    y0 = _check_state(system, y0, t0, dt, integrator)
+    dtype = _float_dtype(y0)
+    t0_arr = jnp.asarray(t0, dtype)
+    dt_arr = jnp.asarray(dt, dtype)
+    ts_known = True
+    if saveat.ts is not None:
+        t1_end = (
+            t1
+            if t1 is not None
+            else (t0 + n * dt if _is_concrete(t0) and _is_concrete(dt) else None)
+        )
+        ts_known = t1_end is not None and all(map(_is_concrete, (saveat.ts, t0, t1_end)))
+        if ts_known:
+            _check_saveat_ts(saveat.ts, t0, t1_end)
+    if not _is_concrete(dt):
+        dt_arr = eqx.error_if(
+            dt_arr, ~(jnp.isfinite(dt_arr) & (dt_arr > 0)), "dt must be a positive finite number."
+        )
+    try:
+        return _simulate_fixed(
+            _floats_to_arrays(system),
+            y0,
+            t0_arr,
+            dt_arr,
+            n,
+            integrator,
+            saveat,
+            adjoint,
+            throw,
+            not ts_known,
+        )
+    except jax.errors.JaxRuntimeError as e:
+        reraise_clean(e)
+        raise

@@ -1,0 +1,178 @@
+"""Bad input gets a clear error naming the argument; runtime failures name step and member."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import diffsim as ds
+
+PENDULUM = ds.systems.Pendulum(length=1.0)
+Y0 = PENDULUM.initial_state(0.5)
+
+
+@pytest.mark.parametrize("dt", [0.0, -0.1, float("nan"), float("inf")])
+def test_bad_dt(dt):
+    with pytest.raises(ValueError, match="dt must be a positive finite number"):
+        ds.simulate(PENDULUM, Y0, t1=1.0, dt=dt)
+
+
+def test_missing_dt():
+    with pytest.raises(ValueError, match="dt is required"):
+        ds.simulate(PENDULUM, Y0, t1=1.0)
+
+
+def test_traced_bad_dt_fires_under_jit():
+    f = jax.jit(lambda dt: ds.simulate(PENDULUM, Y0, n_steps=10, dt=dt).ys.q)
+    assert np.isfinite(f(0.01)).all()
+    with pytest.raises(Exception, match="dt must be a positive finite number"):
+        f(-0.01).block_until_ready()
+
+
+def test_t1_before_t0():
+    with pytest.raises(ValueError, match="t1 must be >= t0"):
+        ds.simulate(PENDULUM, Y0, t0=1.0, t1=0.5, dt=0.1)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"t1": 1.0, "n_steps": 10}])
+def test_t1_and_n_steps_exactly_one(kwargs):
+    with pytest.raises(ValueError, match="exactly one of t1= .* and n_steps="):
+        ds.simulate(PENDULUM, Y0, dt=0.1, **kwargs)
+
+
+def test_t1_not_whole_number_of_steps():
+    with pytest.raises(ValueError, match="not a whole number of steps"):
+        ds.simulate(PENDULUM, Y0, t1=1.0, dt=0.3)
+
+
+def test_traced_t1_asks_for_n_steps():
+    with pytest.raises(ValueError, match="pass n_steps="):
+        jax.jit(lambda t1: ds.simulate(PENDULUM, Y0, t1=t1, dt=0.1).ys)(1.0)
+
+
+def test_state_structure_mismatch():
+    with pytest.raises(ValueError, match="y0 does not fit the state of Pendulum"):
+        ds.simulate(PENDULUM, jnp.array([0.5, 0.0]), t1=1.0, dt=0.1)
+    body = ds.systems.NBody(masses=jnp.ones(3))
+    bad = ds.PhaseState(q=jnp.zeros((3, 2)), v=jnp.zeros((4, 2)))
+    with pytest.raises(ValueError, match="y0"):
+        ds.simulate(body, bad, t1=1.0, dt=0.1)
+
+
+def test_vector_field_returning_wrong_structure():
+    system = ds.ODESystem(lambda t, y, p: (y, y), None)
+    with pytest.raises(ValueError, match="does not match the state structure"):
+        ds.simulate(system, jnp.ones(2), t1=1.0, dt=0.1)
+    shape = ds.ODESystem(lambda t, y, p: jnp.ones(3), None)
+    with pytest.raises(
+        ValueError, match="has shape \\(2,\\) but its time derivative has shape \\(3,\\)"
+    ):
+        ds.simulate(shape, jnp.ones(2), t1=1.0, dt=0.1)
+
+
+def test_wrong_strategy_types():
+    with pytest.raises(TypeError, match="integrator must be"):
+        ds.simulate(PENDULUM, Y0, t1=1.0, dt=0.1, integrator="rk4")
+    with pytest.raises(TypeError, match="saveat must be"):
+        ds.simulate(PENDULUM, Y0, t1=1.0, dt=0.1, saveat=[1.0])
+    with pytest.raises(TypeError, match="adjoint must be"):
+        ds.simulate(PENDULUM, Y0, t1=1.0, dt=0.1, adjoint=None)
+
+
+@pytest.mark.parametrize("ts", [[0.0, 2.0], [-0.5, 0.5]])
+def test_saveat_ts_outside_interval(ts):
+    with pytest.raises(ValueError, match="within \\[t0, t1\\]"):
+        ds.simulate(PENDULUM, Y0, t1=1.0, dt=0.1, saveat=ds.SaveAt(ts=jnp.array(ts)))
+
+
+def test_saveat_ts_unsorted():
+    with pytest.raises(ValueError, match="non-decreasing"):
+        ds.simulate(PENDULUM, Y0, t1=1.0, dt=0.1, saveat=ds.SaveAt(ts=jnp.array([0.5, 0.2])))
+
+
+def test_traced_saveat_ts_outside_interval_fires_under_jit():
+    f = jax.jit(lambda ts: ds.simulate(PENDULUM, Y0, t1=1.0, dt=0.1, saveat=ds.SaveAt(ts=ts)).ys.q)
+    assert f(jnp.array([0.1, 0.9])).shape == (2,)
+    with pytest.raises(Exception, match="within \\[t0, t1\\]"):
+        f(jnp.array([0.1, 1.5])).block_until_ready()
+
+
+def test_saveat_invalid_construction():
+    with pytest.raises(ValueError, match="exactly one way"):
+        ds.SaveAt()
+    with pytest.raises(ValueError, match="exactly one way"):
+        ds.SaveAt(t1=True, every=3)
+    with pytest.raises(ValueError, match="positive int"):
+        ds.SaveAt(every=0)
+
+
+def test_max_steps_for_fixed_step():
+    with pytest.raises(ValueError, match="more than max_steps=5"):
+        ds.simulate(PENDULUM, Y0, t1=1.0, dt=0.1, max_steps=5)
+
+
+def _blows_up():
+    # y' = y^2 from y0 = 1 blows up at t = 1: a real finite-time singularity.
+    system = ds.ODESystem(lambda t, y, p: p * y**2, 1.0)
+    return system
+
+
+def test_nonfinite_state_raises_with_step():
+    with pytest.raises(ds.SimulationError, match=r"non-finite .* at step \d+ \(t = 1\.\d+\)"):
+        ds.simulate(_blows_up(), jnp.array(1.0), t1=2.0, dt=0.01)
+
+
+def test_nonfinite_state_under_jit_and_vmap_names_member():
+    def run(y0):
+        return ds.simulate(_blows_up(), y0, t1=2.0, dt=0.01).ys
+
+    # Members 0 and 2 stay finite for t < 2 (y0 < 0.5); member 1 blows up.
+    y0s = jnp.array([0.1, 1.0, 0.2])
+    with pytest.raises(
+        Exception, match="at step \\d+ .* in batch member 1 \\(1 of 3 members failed\\)"
+    ):
+        jax.jit(jax.vmap(run))(y0s).block_until_ready()
+    ok = jax.jit(jax.vmap(run))(jnp.array([0.1, 0.2]))
+    assert np.isfinite(ok).all()
+
+
+def test_nonfinite_under_grad():
+    def loss(p):
+        system = ds.ODESystem(lambda t, y, p: p * y**2, p)
+        return ds.simulate(system, jnp.array(1.0), t1=2.0, dt=0.01).ys[-1]
+
+    with pytest.raises(Exception, match="non-finite"):
+        jax.grad(loss)(1.0)
+
+    # A finite case differentiates normally through the check: y(t) = 1/(1/y0 - p t).
+    def loss_ok(p):
+        system = ds.ODESystem(lambda t, y, p: p * y**2, p)
+        return ds.simulate(system, jnp.array(0.1), t1=2.0, dt=0.001).ys[-1]
+
+    exact = 2.0 / (10 - 2 * 0.5) ** 2  # d/dp of 1/(10 - 2p) at p = 0.5
+    assert np.allclose(jax.grad(loss_ok)(0.5), exact, rtol=1e-8)
+
+
+def test_throw_false_returns_result_code_and_step():
+    traj = ds.simulate(_blows_up(), jnp.array(1.0), t1=2.0, dt=0.01, throw=False)
+    assert traj.result == ds.RESULTS.nonfinite
+    step = int(traj.stats["nonfinite_step"])
+    assert 95 <= step <= 105  # the singularity is at t = 1, i.e. near step 100
+    ok = ds.simulate(PENDULUM, Y0, t1=1.0, dt=0.1, throw=False)
+    assert ok.result == ds.RESULTS.successful and int(ok.stats["nonfinite_step"]) == -1
+
+
+def test_throw_false_under_vmap_reports_each_member():
+    f = jax.vmap(lambda y0: ds.simulate(_blows_up(), y0, t1=2.0, dt=0.01, throw=False))
+    trajs = f(jnp.array([0.1, 1.0, 0.2, 3.0]))
+    failed = np.asarray(trajs.result == ds.RESULTS.nonfinite)
+    assert failed.tolist() == [False, True, False, True]
+    assert np.isfinite(trajs.ys[~failed]).all()
+
+
+def test_eqx_filter_jit_user_code():
+    # The check composes with equinox's own jit too.
+    f = eqx.filter_jit(lambda y0: ds.simulate(_blows_up(), y0, t1=2.0, dt=0.01).ys)
+    with pytest.raises(Exception, match="non-finite"):
+        f(jnp.array(1.0))

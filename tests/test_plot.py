@@ -1,0 +1,205 @@
+"""diffsim.plot: each function returns the figure it drew on, with the expected lines."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+import diffsim as ds
+import diffsim.plot as dsplot
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _pendulum_traj(integrator=None, damping=0.0, t1=2.0):
+    pendulum = ds.systems.Pendulum(length=1.0, damping=damping)
+    traj = ds.simulate(
+        pendulum,
+        pendulum.initial_state(1.0),
+        t1=t1,
+        dt=0.05,
+        integrator=integrator or ds.RK4(),
+        saveat=ds.SaveAt(every=2),
+    )
+    return pendulum, traj
+
+
+def _oscillators_traj():
+    osc = ds.systems.HarmonicOscillator(omega=jnp.array([1.0, 2.0]))
+    y0 = osc.initial_state(jnp.array([1.0, 0.5]))
+    return ds.simulate(osc, y0, t1=1.0, dt=0.05, saveat=ds.SaveAt(every=2))
+
+
+def _legend_texts(ax):
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_trajectory_scalar_state():
+    _, traj = _pendulum_traj()
+    fig = dsplot.trajectory(traj, label="RK4")
+    assert isinstance(fig, plt.Figure)
+    (ax,) = fig.axes
+    (line,) = ax.get_lines()
+    np.testing.assert_allclose(line.get_xdata(), traj.ts)
+    np.testing.assert_allclose(line.get_ydata(), traj.ys.q)
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("t", "q")
+    assert _legend_texts(ax) == ["RK4"]
+
+
+def test_trajectory_overlays_on_given_axes():
+    _, traj = _pendulum_traj()
+    _, damped = _pendulum_traj(damping=0.5)
+    fig = dsplot.trajectory(traj, label="undamped")
+    ax = fig.axes[0]
+    ax.set_ylabel("angle (rad)")
+    assert dsplot.trajectory(damped, ax=ax, label="damped") is fig
+    assert len(fig.axes) == 1
+    assert len(ax.get_lines()) == 2
+    assert _legend_texts(ax) == ["undamped", "damped"]
+    assert ax.get_ylabel() == "angle (rad)"  # the caller's label is kept
+
+
+def test_trajectory_components():
+    traj = _oscillators_traj()
+    ax = dsplot.trajectory(traj).axes[0]
+    assert [line.get_label() for line in ax.get_lines()] == ["q[0]", "q[1]"]
+
+    ax = dsplot.trajectory(traj, component=1).axes[0]
+    (line,) = ax.get_lines()
+    assert line.get_label() == "q[1]"
+    np.testing.assert_allclose(line.get_ydata(), traj.ys.q[:, 1])
+
+
+def test_trajectory_array_state_and_tuple_component():
+    traj = ds.simulate(
+        ds.systems.Lorenz(), jnp.array([1.0, 0.0, 0.0]), t1=0.2, dt=0.01, saveat=ds.SaveAt(every=5)
+    )
+    assert len(dsplot.trajectory(traj).axes[0].get_lines()) == 3
+    nbody_like = ds.Trajectory(
+        ts=traj.ts, ys=jnp.zeros((len(traj.ts), 2, 3)), result=traj.result, stats=traj.stats
+    )
+    (line,) = dsplot.trajectory(nbody_like, component=(1, 2)).axes[0].get_lines()
+    assert line.get_label() == "y[1, 2]"
+
+
+def test_trajectory_of_saved_function():
+    pendulum = ds.systems.Pendulum(length=1.0)
+    traj = ds.simulate(
+        pendulum,
+        pendulum.initial_state(1.0),
+        t1=1.0,
+        dt=0.05,
+        saveat=ds.SaveAt(every=2, fn=lambda t, y: pendulum.energy(y)),
+    )
+    (line,) = dsplot.trajectory(traj, label="energy").axes[0].get_lines()
+    np.testing.assert_allclose(line.get_ydata(), traj.ys)
+
+
+def test_trajectory_errors():
+    _, traj = _pendulum_traj()
+    batched = jax.tree.map(lambda x: jnp.stack([x, x]), traj)
+    with pytest.raises(ValueError, match="Select one member"):
+        dsplot.trajectory(batched)
+    pytree = ds.Trajectory(
+        ts=traj.ts, ys=(traj.ys.q, traj.ys.v), result=traj.result, stats=traj.stats
+    )
+    with pytest.raises(TypeError, match="SaveAt"):
+        dsplot.trajectory(pytree)
+    with pytest.raises(ValueError, match="component=3"):
+        dsplot.trajectory(_oscillators_traj(), component=3)
+    with pytest.raises(TypeError, match="ds.Trajectory"):
+        dsplot.trajectory(np.zeros(3))
+
+
+def test_phase_portrait():
+    _, traj = _pendulum_traj(damping=0.5)
+    fig = dsplot.phase_portrait(traj)
+    (ax,) = fig.axes
+    (line,) = ax.get_lines()
+    np.testing.assert_allclose(line.get_xdata(), traj.ys.q)
+    np.testing.assert_allclose(line.get_ydata(), traj.ys.v)
+    assert len(ax.collections) == 1  # the start marker
+    assert ax.get_legend() is None
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("q", "v")
+
+    ax = dsplot.phase_portrait(_oscillators_traj(), label="x").axes[0]
+    assert [line.get_label() for line in ax.get_lines()] == ["x[0]", "x[1]"]
+
+
+def test_phase_portrait_errors():
+    lorenz = ds.simulate(ds.systems.Lorenz(), jnp.ones(3), t1=0.1, dt=0.01)
+    with pytest.raises(TypeError, match="PhaseState"):
+        dsplot.phase_portrait(lorenz)
+    _, traj = _pendulum_traj()
+    grid = ds.Trajectory(
+        ts=traj.ts,
+        ys=ds.PhaseState(q=jnp.zeros((len(traj.ts), 2, 2)), v=jnp.zeros((len(traj.ts), 2, 2))),
+        result=traj.result,
+        stats=traj.stats,
+    )
+    with pytest.raises(ValueError, match="scalar or 1-d q"):
+        dsplot.phase_portrait(grid)
+
+
+def test_energy_drift():
+    runs = {
+        name: _pendulum_traj(integrator, t1=5.0)
+        for name, integrator in [("Euler", ds.Euler()), ("Leapfrog", ds.Leapfrog())]
+    }
+    fig = dsplot.energy_drift(runs)
+    (ax,) = fig.axes
+    assert ax.get_yscale() == "log"
+    assert _legend_texts(ax) == ["Euler", "Leapfrog"]
+    euler, leapfrog = ax.get_lines()
+    assert np.isnan(euler.get_ydata()[0])  # zero drift at t0 cannot sit on a log scale
+    drift_euler = np.nanmax(euler.get_ydata())
+    drift_leapfrog = np.nanmax(leapfrog.get_ydata())
+    assert drift_euler > 10 * drift_leapfrog > 0
+
+
+def test_energy_drift_errors():
+    pendulum, traj = _pendulum_traj()
+    at_rest = ds.simulate(pendulum, pendulum.initial_state(0.0), t1=1.0, dt=0.05)
+    with pytest.raises(ValueError, match="initial energy is 0"):
+        dsplot.energy_drift({"rest": (pendulum, at_rest)})
+    with pytest.raises(TypeError, match="non-empty dict"):
+        dsplot.energy_drift({})
+    with pytest.raises(TypeError, match="pair"):
+        dsplot.energy_drift({"RK4": traj})
+
+
+def test_saved_png_is_not_empty(tmp_path):
+    pendulum, traj = _pendulum_traj()
+    paths = []
+    for name, fig in [
+        ("trajectory", dsplot.trajectory(traj)),
+        ("phase", dsplot.phase_portrait(traj)),
+        ("drift", dsplot.energy_drift({"RK4": (pendulum, traj)})),
+    ]:
+        paths.append(tmp_path / f"{name}.png")
+        fig.savefig(paths[-1])
+    for path in paths:
+        data = path.read_bytes()
+        assert data.startswith(b"\x89PNG") and len(data) > 1000
+
+
+def test_import_selects_headless_backend():
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    code = "import diffsim.plot, matplotlib; print(matplotlib.get_backend())"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip().lower() == "agg"
