@@ -8,8 +8,10 @@ from ._adaptive import (
 )
 from ._adjoints import (
     AbstractAdjoint as AbstractAdjoint,
+    Backsolve as Backsolve,
     Checkpointed as Checkpointed,
     Direct as Direct,
+    Reversible as Reversible,
 )
 from ._errors import SimulationError as SimulationError
 from ._integrators import (

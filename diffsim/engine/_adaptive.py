@@ -12,7 +12,7 @@ import diffrax
 import equinox as eqx
 import jax.numpy as jnp
 
-from ._adjoints import AbstractAdjoint
+from ._adjoints import AbstractAdjoint, Backsolve
 from ._integrators import AbstractIntegrator
 from ._saveat import SaveAt
 from ._solution import RESULTS, Trajectory
@@ -102,12 +102,16 @@ def simulate_adaptive(
             f"integrator {type(integrator).__name__}; use SaveAt(ts=times) instead."
         )
     fn = saveat.fn
-    subsaveat = diffrax.SaveAt(
-        t0=saveat.t0,
-        t1=saveat.t1,
-        ts=saveat.ts,
-        fn=(lambda t, y, args: fn(t, y)) if fn is not None else (lambda t, y, args: y),
-    )
+    if fn is not None and isinstance(adjoint, Backsolve):
+        raise ValueError(
+            "adjoint=ds.Backsolve() cannot save SaveAt(fn=...) (diffrax's continuous adjoint "
+            "needs the states themselves); save the states and apply fn afterwards."
+        )
+    subsaveat = diffrax.SaveAt(t0=saveat.t0, t1=saveat.t1, ts=saveat.ts)
+    if fn is not None:
+        subsaveat = diffrax.SaveAt(
+            t0=saveat.t0, t1=saveat.t1, ts=saveat.ts, fn=lambda t, y, args: fn(t, y)
+        )
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(_vector_field),
         integrator.diffrax_solver(),

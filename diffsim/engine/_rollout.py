@@ -22,7 +22,7 @@ import numpy as np
 
 from .._types import RealScalarLike, State
 from ._adaptive import AbstractAdaptiveIntegrator, simulate_adaptive
-from ._adjoints import AbstractAdjoint, Checkpointed
+from ._adjoints import AbstractAdjoint, Backsolve, Checkpointed, Reversible
 from ._errors import error_if_bad_step, reraise_clean
 from ._integrators import RK4, AbstractFixedStepIntegrator, check_integrator_fits
 from ._saveat import SaveAt
@@ -164,6 +164,46 @@ def _concat(trees):
     return jax.tree.map(lambda *xs: jnp.concatenate(xs), *trees)
 
 
+def _make_step(integrator):
+    def step(params, carry):
+        system, t0, dt = params[:3]
+        y, k, bad = carry
+        y1 = integrator.step(system, t0 + k.astype(t0.dtype) * dt, y, dt)
+        # A NaN propagates, so the first non-finite step is where it started.
+        bad = jnp.where((bad < 0) & ~_all_finite(y1), k, bad)
+        return y1, k + 1, bad
+
+    return step
+
+
+def _make_inverse(integrator):
+    """One step backwards from t_k undoes the step from t_{k-1} (reversible methods)."""
+
+    def inverse(params, carry):
+        system, t0, dt = params[:3]
+        y, k, bad = carry
+        return integrator.step(system, t0 + k.astype(t0.dtype) * dt, y, -dt), k - 1, bad
+
+    return inverse
+
+
+_VELOCITY_MSG = (
+    "adjoint=ds.Reversible() needs an acceleration that does not depend on the velocity "
+    "(no damping, drag or magnetic force): only then does a backward step undo a forward "
+    "one. Use adjoint=ds.Checkpointed() for this system."
+)
+
+
+def _check_velocity_independent(system, t0, y0):
+    """Probe d a / d v at a shifted velocity: zero for conservative forces. A heuristic
+    (a force could be velocity-dependent only elsewhere), but it catches damping and drag."""
+    v_probe = jax.tree.map(lambda v: v + 0.5, y0.v)
+    ones = jax.tree.map(jnp.ones_like, y0.v)
+    _, dadv = jax.jvp(lambda v: system.acceleration(t0, y0.q, v), (v_probe,), (ones,))
+    depends = jnp.stack([jnp.any(d != 0) for d in jax.tree.leaves(dadv)]).any()
+    return eqx.error_if(y0, depends, _VELOCITY_MSG)
+
+
 @eqx.filter_jit
 def _simulate_fixed(
     system,
@@ -179,14 +219,11 @@ def _simulate_fixed(
 ):
     dtype = t0.dtype
     save = (lambda t, y: saveat.fn(t, y)) if saveat.fn is not None else (lambda t, y: y)
-
-    def step(carry):
-        y, k, bad = carry
-        y1 = integrator.step(system, t0 + k.astype(dtype) * dt, y, dt)
-        # A NaN propagates, so the first non-finite step is where it started.
-        bad = jnp.where((bad < 0) & ~_all_finite(y1), k, bad)
-        return y1, k + 1, bad
-
+    step = _make_step(integrator)
+    inverse = _make_inverse(integrator) if integrator.reversible else None
+    params = (system, t0, dt)
+    if isinstance(adjoint, Reversible):
+        y0 = _check_velocity_independent(system, t0, y0)
     carry0 = (y0, jnp.asarray(0, jnp.int32), jnp.asarray(-1, jnp.int32))
 
     if saveat.ts is not None:
@@ -197,7 +234,7 @@ def _simulate_fixed(
                 (ts < t0).any() | (ts > t0 + n * dt).any() | (jnp.diff(ts) < 0).any(),
                 "SaveAt(ts=...) must be non-decreasing and within [t0, t1].",
             )
-        ys, final = _save_at_times(step, carry0, ts, t0, dt, n, integrator, system, adjoint)
+        ys, final = _save_at_times(step, inverse, params, carry0, ts, n, integrator, adjoint)
         ys = jax.vmap(save)(ts, ys)
         y_final, _, bad = final
     elif saveat.every is not None:
@@ -205,21 +242,21 @@ def _simulate_fixed(
         n_blocks, rem = divmod(n, k)
 
         def block(carry, _):
-            carry = adjoint.loop(step, carry, k)
+            carry = adjoint.loop(step, params, carry, k, inverse)
             return carry, save(t0 + carry[1].astype(dtype) * dt, carry[0])
 
         carry, ys_blocks = lax.scan(block, carry0, None, length=n_blocks)
         pieces = [_stack([save(t0, y0)]), ys_blocks]
         steps = [np.arange(0, n_blocks * k + 1, k)]
         if rem:
-            carry = adjoint.loop(step, carry, rem)
+            carry = adjoint.loop(step, params, carry, rem, inverse)
             pieces.append(_stack([save(t0 + n * dt, carry[0])]))
             steps.append(np.array([n]))
         ys = _concat(pieces)
         ts = t0 + jnp.asarray(np.concatenate(steps), dtype) * dt
         y_final, _, bad = carry
     else:
-        y_final, _, bad = adjoint.loop(step, carry0, n)
+        y_final, _, bad = adjoint.loop(step, params, carry0, n, inverse)
         t1 = t0 + n * dt
         times, states = [], []
         if saveat.t0:
@@ -243,18 +280,21 @@ def _simulate_fixed(
     return Trajectory(ts=ts, ys=ys, result=result, stats=stats)
 
 
-def _save_at_times(step, carry0, ts, t0, dt, n, integrator, system, adjoint):
+def _save_at_times(step, inverse, params, carry0, ts, n, integrator, adjoint):
     """States at arbitrary times `ts`: record the grid state y_k at the start of each step
     k that holds a save time, then take a partial integrator step of ts_i - t_k from it."""
+    system, t0, dt = params
     n_save = ts.shape[0]
     if n == 0:
-        return jax.tree.map(lambda x: jnp.broadcast_to(x, (n_save,) + x.shape), carry0[0]), carry0
+        y0 = carry0[0]
+        return jax.tree.map(lambda x: jnp.broadcast_to(x, (n_save,) + x.shape), y0), carry0
     dtype = ts.dtype
     # The step each save time falls in; t1 itself is the end of the last step.
     ks = jnp.clip(jnp.floor((ts - t0) / dt).astype(jnp.int32), 0, n - 1)
     buffer0 = jax.tree.map(lambda x: jnp.zeros((n_save,) + x.shape, x.dtype), carry0[0])
 
-    def body(carry):
+    def body(params, carry):
+        ks = params[3]
         inner, buffer = carry
         y, k, _ = inner
         # Saves that share a step k share one buffer row: the first of their group.
@@ -267,9 +307,21 @@ def _save_at_times(step, carry0, ts, t0, dt, n, integrator, system, adjoint):
             buffer,
             y,
         )
-        return step(inner), buffer
+        return step(params, inner), buffer
 
-    final, buffer = adjoint.loop(body, (carry0, buffer0), n)
+    def body_inverse(params, carry):
+        # The buffer is only written, and linearly, so its value is not needed to
+        # differentiate the step: it is passed through unchanged.
+        inner, buffer = carry
+        return inverse(params, inner), buffer
+
+    final, buffer = adjoint.loop(
+        body,
+        (system, t0, dt, ks),
+        (carry0, buffer0),
+        n,
+        body_inverse if inverse is not None else None,
+    )
     rows = jnp.searchsorted(ks, ks, side="left")
     y_k = jax.tree.map(lambda b: b[rows], buffer)
     t_k = t0 + ks.astype(dtype) * dt
@@ -346,7 +398,23 @@ def simulate(
     if not isinstance(saveat, SaveAt):
         raise TypeError(f"saveat must be a ds.SaveAt; got {saveat!r}.")
     if not isinstance(adjoint, AbstractAdjoint):
-        raise TypeError(f"adjoint must be ds.Direct() or ds.Checkpointed(); got {adjoint!r}.")
+        raise TypeError(
+            "adjoint must be ds.Checkpointed(), ds.Direct(), ds.Reversible() or "
+            f"ds.Backsolve(); got {adjoint!r}."
+        )
+    adaptive = isinstance(integrator, AbstractAdaptiveIntegrator)
+    if isinstance(adjoint, Reversible) and (adaptive or not integrator.reversible):
+        raise ValueError(
+            "adjoint=ds.Reversible() rebuilds states by stepping backwards, which needs a "
+            "time-reversible fixed-step integrator (ds.Leapfrog() or ds.Yoshida4()); got "
+            f"{type(integrator).__name__}(). Use adjoint=ds.Checkpointed() with it."
+        )
+    if isinstance(adjoint, Backsolve) and not adaptive:
+        raise ValueError(
+            "adjoint=ds.Backsolve() is the continuous adjoint of adaptive integrators "
+            f"(ds.Tsit5(), ...); got {type(integrator).__name__}(). For fixed-step "
+            "integrators use ds.Reversible() (O(1) memory, exact) or ds.Checkpointed()."
+        )
     if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
         raise ValueError(f"max_steps must be a positive int or None; got {max_steps!r}.")
 

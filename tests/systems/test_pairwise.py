@@ -1,0 +1,66 @@
+"""The pairwise-interaction custom VJP against plain autodiff."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from diffsim.systems._pairwise import pair_sum, pair_sum_autodiff
+
+
+def _lj(s, theta):
+    # A Lennard-Jones-like radial kernel with two parameters, to exercise d/dtheta.
+    eps, sigma = theta
+    inv = sigma**2 / s
+    return 24 * eps * (2 * inv**6 - inv**3) / s
+
+
+def _gravity(s, theta):
+    G, soft = theta
+    return G * (s + soft**2) ** -1.5
+
+
+@pytest.mark.parametrize(
+    "phi,theta", [(_gravity, (1.3, 0.05)), (_gravity, (1.0, 0.0)), (_lj, (0.8, 0.3))]
+)
+@pytest.mark.parametrize("block_size", [None, 1, 7, 64])
+def test_custom_vjp_matches_autodiff(phi, theta, block_size):
+    n, d = 23, 3
+    q = jax.random.uniform(jax.random.key(0), (n, d)) * 3.0
+    w = jax.random.uniform(jax.random.key(1), (n,)) + 0.5
+    theta = tuple(jnp.asarray(t) for t in theta)
+    cot = jax.random.normal(jax.random.key(2), (n, d))
+
+    def loss(kernel):
+        return lambda q, w, th: jnp.sum(cot * kernel(q, w, phi, th, block_size=block_size))
+
+    value = pair_sum(q, w, phi, theta, block_size=block_size)
+    assert np.allclose(value, pair_sum_autodiff(q, w, phi, theta), rtol=1e-13)
+    ours = jax.grad(loss(pair_sum), argnums=(0, 1, 2))(q, w, theta)
+    ref = jax.grad(loss(pair_sum_autodiff), argnums=(0, 1, 2))(q, w, theta)
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(ref), strict=True):
+        assert np.allclose(a, b, rtol=1e-10, atol=1e-12)
+        assert np.isfinite(a).all()
+
+
+def test_pair_sum_is_newtons_third_law():
+    q = jax.random.normal(jax.random.key(3), (10, 2))
+    w = jnp.ones(10)
+    assert np.allclose(pair_sum(q, w, _gravity, (1.0, 0.0)).sum(axis=0), 0.0, atol=1e-12)
+
+
+def test_residual_memory_is_linear_in_n():
+    # Through 200 steps of a toy rollout, reverse mode keeps O(n d) per step with the
+    # custom VJP and O(n^2) per step with plain autodiff.
+    def temp_bytes(kernel, n):
+        def loss(q):
+            def step(q, _):
+                return q + 1e-4 * kernel(q, jnp.ones(n), _gravity, (1.0, 0.1)), None
+
+            return jnp.sum(jax.lax.scan(step, q, None, length=200)[0])
+
+        q = jax.random.normal(jax.random.key(0), (n, 3))
+        return jax.jit(jax.grad(loss)).lower(q).compile().memory_analysis().temp_size_in_bytes
+
+    lean, plain = temp_bytes(pair_sum, 256), temp_bytes(pair_sum_autodiff, 256)
+    assert lean < plain / 20
