@@ -25,6 +25,7 @@ test-slow: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/rollout.py
+	$(BIN)/python benchmarks/gradients.py
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check diffsim tests benchmarks scenarios
