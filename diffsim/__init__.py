@@ -19,6 +19,7 @@ from .engine import (
     Direct as Direct,
     Dopri8 as Dopri8,
     Euler as Euler,
+    FitResult as FitResult,
     Kvaerno5 as Kvaerno5,
     Leapfrog as Leapfrog,
     Reversible as Reversible,
@@ -28,6 +29,7 @@ from .engine import (
     Trajectory as Trajectory,
     Tsit5 as Tsit5,
     Yoshida4 as Yoshida4,
+    fit as fit,
     simulate as simulate,
 )
 from .systems import (

@@ -14,6 +14,7 @@ from ._adjoints import (
     Reversible as Reversible,
 )
 from ._errors import SimulationError as SimulationError
+from ._fit import FitResult as FitResult, fit as fit
 from ._integrators import (
     RK4 as RK4,
     AbstractFixedStepIntegrator as AbstractFixedStepIntegrator,

@@ -11,6 +11,8 @@ Fixed-step rollouts are one `lax.scan` whose body is the integrator's step (nest
 the adjoint checkpoints or `SaveAt(every=k)` saves); adaptive ones are `diffrax`.
 """
 
+import contextlib
+import contextvars
 import math
 from typing import Any
 
@@ -32,6 +34,21 @@ _NONFINITE_HINT = (
     "Use a smaller dt, a stiff integrator (ds.Kvaerno5()), check the system's parameters, "
     "or pass throw=False to get traj.result instead."
 )
+
+
+# Set while `fit` traces a model: a trial point whose rollout blows up is a rejected
+# step for the solver, not an error, so rollouts return non-finite values instead.
+_TRIAL_ROLLOUTS = contextvars.ContextVar("diffsim_trial_rollouts", default=False)
+
+
+@contextlib.contextmanager
+def trial_rollouts():
+    """Within this context, `simulate` behaves as if `throw=False`."""
+    token = _TRIAL_ROLLOUTS.set(True)
+    try:
+        yield
+    finally:
+        _TRIAL_ROLLOUTS.reset(token)
 
 
 def _is_concrete(x) -> bool:
@@ -415,6 +432,7 @@ def simulate(
             f"(ds.Tsit5(), ...); got {type(integrator).__name__}(). For fixed-step "
             "integrators use ds.Reversible() (O(1) memory, exact) or ds.Checkpointed()."
         )
+    throw = throw and not _TRIAL_ROLLOUTS.get()
     if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
         raise ValueError(f"max_steps must be a positive int or None; got {max_steps!r}.")
 

@@ -1,0 +1,534 @@
+"""`fit`: recover physical parameters from observed data by differentiating through the
+model (usually a rollout).
+
+Contract: `fit(model, params0, observed)` minimises
+$\\tfrac12 \\sum_i \\left((m_i(\\theta) - y_i)/\\sigma_i\\right)^2$ over the trainable leaves
+$\\theta$ of `params0` (any pytree: a system, a dict, a tuple), skipping NaN entries of
+`observed` (missing data). Bounded parameters are optimised in an unconstrained space and
+reported in physical units. The solver is optimistix's (Levenberg-Marquardt by default) or
+any optax optimiser; the loop is our own so that it can record the loss at every
+iteration and print progress. Errors in the inputs raise before anything is compiled.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.flatten_util as jfu
+import jax.lax as lax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import optimistix as optx
+from jaxtyping import Array, Bool, Float, Int, PyTree
+
+from ._rollout import _floats_to_arrays, trial_rollouts
+
+
+class FitResult(eqx.Module):
+    """What `ds.fit` returns.
+
+    **Fields:**
+
+    - `params`: `params0` with the fitted values in place of the trainable leaves.
+    - `loss`: the final objective, $\\tfrac12 \\sum r_i^2$ (or the value of `loss=`).
+    - `history`: the objective after each iteration (`history[0]` at `params0`), NaN
+      past the last iteration when built under `jit`.
+    - `stderr`: like `params`, with one standard error per trainable value (zero for
+      fixed leaves), from `covariance`.
+    - `covariance`: covariance of the trainable values, flattened in the order of
+      `jax.tree.leaves(where(params))`: $s^2 (J^\\top J)^{-1}$ at the optimum with the
+      Jacobian $J$ of the weighted residuals in physical units, where $s^2$ is the
+      residual variance $\\sum r_i^2/(n - p)$ when `sigma` is not given and 1 when it is
+      (Gauss-Newton). With `loss=`, the inverse Hessian of the loss (Laplace), which is a
+      covariance when the loss is a negative log-likelihood.
+    - `n_steps`: iterations taken. `converged`: whether the solver met its tolerance.
+    - `names`: the trainable leaves' paths, for `summary()`.
+    """
+
+    params: PyTree
+    loss: Float[Array, ""]
+    history: Float[Array, " steps"]
+    stderr: PyTree
+    covariance: Float[Array, "p p"]
+    n_steps: Int[Array, ""]
+    converged: Bool[Array, ""]
+    names: tuple[str, ...] = eqx.field(static=True)
+    values: Float[Array, " p"]
+
+    def summary(self) -> str:
+        """A table of the fitted values with their standard errors."""
+        errors = np.sqrt(np.clip(np.diag(np.asarray(self.covariance)), 0, None))
+        width = max([9] + [len(n) for n in self.names])
+        lines = [
+            f"{'parameter':{width}s} {'value':>14s} {'stderr':>12s} {'rel.':>8s}",
+            "-" * (width + 37),
+        ]
+        for name, value, err in zip(self.names, np.asarray(self.values), errors, strict=True):
+            rel = abs(err / value) if value != 0 else float("inf")
+            lines.append(f"{name:{width}s} {value:14.6g} {err:12.4g} {rel:8.2%}")
+        lines.append(
+            f"loss {float(self.loss):.6g} after {int(self.n_steps)} iterations "
+            f"({'converged' if bool(self.converged) else 'NOT converged'})"
+        )
+        return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- bounds
+
+
+def _softplus_inv(x):
+    return jnp.log(jnp.expm1(x))
+
+
+class _Bound(eqx.Module):
+    """An elementwise bijection R -> (lo, hi) (either side may be open)."""
+
+    lo: float | None = eqx.field(static=True)
+    hi: float | None = eqx.field(static=True)
+
+    def to_physical(self, u):
+        if self.lo is None and self.hi is None:
+            return u
+        if self.hi is None:
+            return self.lo + jax.nn.softplus(u)
+        if self.lo is None:
+            return self.hi - jax.nn.softplus(u)
+        return self.lo + (self.hi - self.lo) * jax.nn.sigmoid(u)
+
+    def to_unconstrained(self, x):
+        if self.lo is None and self.hi is None:
+            return x
+        if self.hi is None:
+            return _softplus_inv(x - self.lo)
+        if self.lo is None:
+            return _softplus_inv(self.hi - x)
+        z = (x - self.lo) / (self.hi - self.lo)
+        return jnp.log(z) - jnp.log1p(-z)
+
+    def contains(self, x) -> bool:
+        x = np.asarray(x)
+        ok = np.ones(x.shape, bool)
+        if self.lo is not None:
+            ok &= x > self.lo
+        if self.hi is not None:
+            ok &= x < self.hi
+        return bool(ok.all())
+
+
+def _parse_bounds(bounds, theta0, where):
+    """One `_Bound` per top-level node of `where(params)`."""
+    is_tuple = isinstance(theta0, (tuple, list))
+    nodes = list(theta0) if is_tuple else [theta0]
+    if bounds is None:
+        spec = [None] * len(nodes)
+    elif where is None:
+        raise ValueError("bounds= needs where=: bounds are given per selected parameter.")
+    elif is_tuple:
+        if not isinstance(bounds, (tuple, list)) or len(bounds) != len(nodes):
+            raise ValueError(
+                f"bounds must be a tuple with one (lo, hi) or None per parameter selected by "
+                f"where ({len(nodes)} of them); got {bounds!r}."
+            )
+        spec = list(bounds)
+    else:
+        spec = [bounds]
+    out = []
+    for i, b in enumerate(spec):
+        if b is None:
+            out.append(_Bound(None, None))
+            continue
+        if not (isinstance(b, (tuple, list)) and len(b) == 2):
+            raise ValueError(f"bounds[{i}] must be (lo, hi) with None for an open side; got {b!r}.")
+        lo, hi = (None if v is None else float(v) for v in b)
+        if lo is not None and hi is not None and not lo < hi:
+            raise ValueError(f"bounds[{i}] = {b!r} needs lo < hi.")
+        out.append(_Bound(lo, hi))
+    return out, is_tuple
+
+
+# ---------------------------------------------------------------------- the solve loop
+
+
+def _solve(fn, solver, y0, max_steps, options, progress):
+    """optimistix's iteration (init / step / terminate), recording the objective (the aux
+    of `fn`) at each accepted point."""
+    f_struct, aux_struct = jax.eval_shape(lambda: fn(y0, None))
+    state = solver.init(fn, y0, None, options, f_struct, aux_struct, frozenset())
+    dynamic0, static = eqx.partition(state, eqx.is_array)
+    _, loss0 = fn(y0, None)
+    history0 = jnp.full((max_steps + 1,), jnp.nan, loss0.dtype).at[0].set(loss0)
+    done0, result0 = solver.terminate(fn, y0, None, options, state, frozenset())
+
+    def cond(carry):
+        _, step, _, _, done, result = carry
+        return ~done & (result == optx.RESULTS.successful) & (step < max_steps)
+
+    def body(carry):
+        y, step, dynamic, history, _, _ = carry
+        state = eqx.combine(static, dynamic)
+        y, state, aux = solver.step(fn, y, None, options, state, frozenset())
+        loss = _accepted_loss(state, aux)
+        done, result = solver.terminate(fn, y, None, options, state, frozenset())
+        if progress:
+            jax.debug.callback(_print_progress, step + 1, loss, ordered=True)
+        history = history.at[step + 1].set(loss)
+        return y, step + 1, eqx.filter(state, eqx.is_array), history, done, result
+
+    carry = (y0, jnp.asarray(0), dynamic0, history0, done0, result0)
+    y, steps, dynamic, history, done, result = lax.while_loop(cond, body, carry)
+    state = eqx.combine(static, dynamic)
+    y, _, _ = solver.postprocess(fn, y, None, None, options, state, frozenset(), result)
+    converged = done & (result == optx.RESULTS.successful)
+    return y, steps, converged, history
+
+
+def _accepted_loss(state, aux):
+    """The objective at the solver's last accepted point. optimistix keeps it in the
+    state (`f_info` for Gauss-Newton and quasi-Newton methods, `f` for optax); the aux
+    returned by `step` can lag, so it is only the fallback."""
+    f_info = getattr(state, "f_info", None)
+    if f_info is not None and hasattr(f_info, "as_min"):
+        return f_info.as_min()
+    f = getattr(state, "f", None)
+    return f if f is not None else aux
+
+
+def _print_progress(step, loss):
+    print(f"  fit iteration {int(step):4d}   loss {float(loss):.8g}", flush=True)
+
+
+# ---------------------------------------------------------------------------- fit
+
+
+class _Marker:
+    def __init__(self, index):
+        self.index = index
+
+
+def _leaf_names(params, where, theta0, is_tuple):
+    """Names of the trainable values, from their paths: 'length', 'masses[2]'."""
+    if where is None:
+        flat = jax.tree_util.tree_flatten_with_path(params)[0]
+        pairs = [(jax.tree_util.keystr(p), x) for p, x in flat if eqx.is_inexact_array(x)]
+    else:
+        nodes = list(theta0) if is_tuple else [theta0]
+        markers = [_Marker(i) for i in range(len(nodes))]
+        tagged = eqx.tree_at(where, params, tuple(markers) if is_tuple else markers[0])
+        flat = jax.tree_util.tree_flatten_with_path(
+            tagged, is_leaf=lambda x: isinstance(x, _Marker)
+        )[0]
+        base = {x.index: jax.tree_util.keystr(p) for p, x in flat if isinstance(x, _Marker)}
+        pairs = [
+            (base[i] + jax.tree_util.keystr(p), x)
+            for i, node in enumerate(nodes)
+            for p, x in jax.tree_util.tree_flatten_with_path(node)[0]
+        ]
+    names = []
+    for path, leaf in pairs:
+        path = path.lstrip(".") or "params"
+        size = int(np.size(leaf))
+        names.extend([path] if size == 1 else [f"{path}[{i}]" for i in range(size)])
+    return tuple(names)
+
+
+def fit(
+    model: Callable[[Any], PyTree],
+    params0: Any,
+    observed: PyTree | None = None,
+    *,
+    where: Callable[[Any], Any] | None = None,
+    sigma: Any = None,
+    loss: Callable[[PyTree], Any] | None = None,
+    prior: Callable[[Any], PyTree] | None = None,
+    bounds: Any = None,
+    solver: Any = None,
+    max_steps: int = 256,
+    rtol: float = 1e-8,
+    atol: float = 1e-8,
+    options: dict | None = None,
+    progress: bool = False,
+    throw: bool = True,
+) -> FitResult:
+    """Fit the parameters of `model` to `observed` data (or minimise `loss`).
+
+    Least squares (the default, with `observed`):
+
+    $$\\min_\\theta\\ \\tfrac12 \\sum_i \\left(\\frac{m_i(\\theta) - y_i}{\\sigma_i}\\right)^2
+      + \\tfrac12 \\|\\mathrm{prior}(\\theta)\\|^2$$
+
+    over the trainable leaves $\\theta$ of `params0`, summed over every non-NaN entry of
+    `observed`. With `loss=`, $\\min_\\theta \\mathrm{loss}(m(\\theta))$ instead.
+
+    **Arguments:**
+
+    - `model`: `model(params) -> prediction`, a pytree with the structure and shapes of
+      `observed`; typically builds a system from `params`, calls `ds.simulate` and returns
+      observations at the data's times.
+    - `params0`: the starting point: any pytree (usually a system, an `eqx.Module`).
+    - `observed`: the data; NaN entries are missing and ignored.
+    - `where`: picks the trainable leaves, as in `eqx.tree_at`:
+      `where=lambda p: (p.length, p.damping)`. Default: every floating-point leaf.
+    - `sigma`: the noise standard deviation, a scalar or a pytree like `observed`.
+      Given, residuals are weighted by it and `stderr` uses it; not given, the noise is
+      estimated from the residuals.
+    - `loss`: a scalar objective of the prediction, instead of `observed`.
+    - `prior`: `prior(params) -> residuals` appended to the least-squares residuals
+      (a Gaussian prior or a smoothness penalty, e.g. `lambda p: 10 * jnp.diff(p.field)`).
+    - `bounds`: with `where`, one `(lo, hi)` or `None` per selected node (`None` for an
+      open side): `bounds=((0, None), (0, 1))` keeps a length positive and a damping in
+      (0, 1). The fit runs in an unconstrained space; results are in physical units.
+    - `solver`: an optimistix least-squares solver (default
+      `optx.LevenbergMarquardt(rtol, atol)`; also `optx.GaussNewton`, `optx.Dogleg`), an
+      optimistix minimiser (`optx.BFGS`, default with `loss=`), or an optax
+      `GradientTransformation` (`optax.adam(1e-2)`; stops after `max_steps` or when
+      the change in the loss falls below the tolerances).
+    - `max_steps`: the iteration limit. `rtol`, `atol`: tolerances for the default and
+      optax solvers.
+    - `options`: passed to the optimistix solver, e.g. `{"jac": "bwd"}` for models without
+      forward-mode derivatives (a custom VJP, `ds.Reversible`).
+    - `progress`: print the loss at every iteration (ignored inside a user's `jit`).
+    - `throw`: raise if the solver did not converge; with `False`, check `converged`.
+
+    **Returns:** a `ds.FitResult`; `print(res.summary())` shows the table.
+
+    Solvers try trial points that may be far from physical (a negative length). Give
+    `bounds` for parameters that must stay physical; and if a trial may still make the
+    rollout blow up, that is fine: while the solver runs, `ds.simulate` inside the model
+    does not raise on a non-finite state (as if `throw=False`), and the solver's step
+    control rejects the non-finite trial.
+
+    **Example:**
+
+    ```python
+    def model(p):
+        traj = ds.simulate(p, p.initial_state(1.0), t1=10.0, dt=0.01,
+                           saveat=ds.SaveAt(ts=ts))
+        return traj.ys.q
+
+    res = ds.fit(model, ds.systems.Pendulum(length=1.0, damping=0.05), angles,
+                 where=lambda p: (p.length, p.damping), bounds=((0, None), (0, None)))
+    print(res.summary())
+    ```
+    """
+    if (observed is None) == (loss is None):
+        raise ValueError(
+            "Pass exactly one of observed= (least squares) and loss= (a scalar objective)."
+        )
+    if not callable(model):
+        raise TypeError(f"model must be a callable model(params) -> prediction; got {model!r}.")
+    if not isinstance(max_steps, int) or max_steps < 1:
+        raise ValueError(f"max_steps must be a positive int; got {max_steps!r}.")
+    # Under a user's jit or vmap (e.g. one fit per dataset, vmapped): no host-side checks
+    # on traced values, no progress printing, and the history keeps its full length.
+    tracing = any(
+        isinstance(x, jax.core.Tracer) for x in jax.tree.leaves((params0, observed, sigma))
+    )
+    params0 = _floats_to_arrays(params0)
+
+    # Trainable leaves and how to put them back.
+    if where is None:
+        theta0 = eqx.filter(params0, eqx.is_inexact_array)
+        fixed = eqx.filter(params0, eqx.is_inexact_array, inverse=True)
+
+        def rebuild(theta):
+            return eqx.combine(theta, fixed)
+
+        if not jax.tree.leaves(theta0):
+            raise ValueError(
+                "params0 has no floating-point leaves to fit; pass where= to pick them."
+            )
+    else:
+        try:
+            theta0 = where(params0)
+        except Exception as e:
+            raise ValueError(f"where(params0) failed: {type(e).__name__}: {e}") from e
+        theta0 = _floats_to_arrays(theta0)
+
+        def rebuild(theta):
+            return eqx.tree_at(where, params0, theta)
+
+    node_bounds, is_tuple = _parse_bounds(bounds, theta0, where)
+    nodes0 = list(theta0) if (where is not None and is_tuple) else [theta0]
+    names = _leaf_names(params0, where, theta0, is_tuple)
+    for i, (node, b) in enumerate(zip(nodes0, node_bounds, strict=True)):
+        for leaf in jax.tree.leaves(node):
+            if not tracing and not np.isfinite(np.asarray(leaf)).all():
+                raise ValueError(
+                    f"params0 has non-finite values in the parameter {i} being fitted; start from finite values."
+                )
+            if not tracing and not b.contains(leaf):
+                raise ValueError(
+                    f"params0's parameter {i} = {np.asarray(leaf)} is not strictly inside its "
+                    f"bounds ({b.lo}, {b.hi}); start inside them."
+                )
+
+    def to_physical(u_nodes):
+        return [jax.tree.map(b.to_physical, u) for u, b in zip(u_nodes, node_bounds, strict=True)]
+
+    def theta_from_nodes(nodes):
+        return tuple(nodes) if (where is not None and is_tuple) else nodes[0]
+
+    u0 = [jax.tree.map(b.to_unconstrained, n) for n, b in zip(nodes0, node_bounds, strict=True)]
+
+    # The data.
+    if observed is not None:
+        observed = jax.tree.map(jnp.asarray, observed)
+        try:
+            pred_struct = eqx.filter_eval_shape(model, params0)
+        except Exception as e:
+            raise ValueError(f"model(params0) failed: {type(e).__name__}: {e}") from e
+        if jax.tree.structure(pred_struct) != jax.tree.structure(observed):
+            raise ValueError(
+                "model(params0) and observed have different structures: "
+                f"{jax.tree.structure(pred_struct)} vs {jax.tree.structure(observed)}."
+            )
+        for p, o in zip(jax.tree.leaves(pred_struct), jax.tree.leaves(observed), strict=True):
+            if p.shape != o.shape:
+                raise ValueError(
+                    f"model(params0) returns shape {p.shape} where observed has shape {o.shape}; "
+                    "the model must predict every observed value (use NaN for missing data)."
+                )
+        masks = jax.tree.map(lambda o: ~jnp.isnan(o), observed)
+        n_obs = sum(int(np.sum(m)) for m in jax.tree.leaves(masks)) if not tracing else None
+        if n_obs == 0:
+            raise ValueError("observed is all NaN: there is no data to fit.")
+        filled = jax.tree.map(lambda o, m: jnp.where(m, o, 0.0), observed, masks)
+        sigmas = _broadcast_sigma(sigma, observed)
+    # The objective, in unconstrained coordinates.
+
+    def residuals_physical(theta):
+        params = rebuild(theta)
+        pred = model(params)
+        r = jax.tree.map(
+            lambda pr, ob, m, s: jnp.where(m, (pr - ob) / s, 0.0), pred, filled, masks, sigmas
+        )
+        if prior is not None:
+            r = (r, prior(params))
+        return r
+
+    def objective_physical(theta):
+        return loss(model(rebuild(theta)))
+
+    least_squares = observed is not None
+    if solver is None:
+        solver = (
+            optx.LevenbergMarquardt(rtol=rtol, atol=atol)
+            if least_squares
+            else optx.BFGS(rtol=rtol, atol=atol)
+        )
+    if isinstance(solver, optax.GradientTransformation):
+        solver = optx.OptaxMinimiser(solver, rtol=rtol, atol=atol)
+    if isinstance(solver, optx.AbstractLeastSquaresSolver):
+        if not least_squares:
+            raise ValueError(
+                "A least-squares solver needs observed=; with loss= use a minimiser (optx.BFGS(), optax.adam(...))."
+            )
+
+        def fn(u, _):
+            r = residuals_physical(theta_from_nodes(to_physical(u)))
+            return r, 0.5 * _sum_squares(r)
+    elif isinstance(solver, optx.AbstractMinimiser):
+
+        def fn(u, _):
+            theta = theta_from_nodes(to_physical(u))
+            value = (
+                0.5 * _sum_squares(residuals_physical(theta))
+                if least_squares
+                else objective_physical(theta)
+            )
+            return value, value
+    else:
+        raise TypeError(
+            "solver must be an optimistix least-squares solver or minimiser, or an optax "
+            f"GradientTransformation; got {solver!r}."
+        )
+
+    options = {} if options is None else dict(options)
+    with trial_rollouts():
+        u, n_steps, converged, history = _solve_jit(
+            fn, solver, u0, max_steps, options, progress and not tracing
+        )
+    theta = theta_from_nodes(to_physical(u))
+    params = rebuild(theta)
+
+    # Uncertainty, in physical units.
+    flat_theta, unravel = jfu.ravel_pytree(theta)
+    jac_mode = (options or {}).get("jac", "fwd")
+    if least_squares:
+
+        def flat_residuals(x):
+            return jfu.ravel_pytree(residuals_physical(unravel(x)))[0]
+
+        jac = (jax.jacfwd if jac_mode == "fwd" else jax.jacrev)(flat_residuals)(flat_theta)
+        r = flat_residuals(flat_theta)
+        final_loss = 0.5 * jnp.sum(r**2)
+        p = flat_theta.size
+        if sigma is None:
+            # Degrees of freedom: observed (non-NaN) values plus prior residuals, less p.
+            n_prior = r.size - sum(m.size for m in jax.tree.leaves(masks))
+            n_data = sum(jnp.sum(m) for m in jax.tree.leaves(masks))
+            scale = 2 * final_loss / jnp.maximum(n_data + n_prior - p, 1)
+        else:
+            scale = 1.0
+        covariance = scale * jnp.linalg.pinv(jac.T @ jac)
+    else:
+        final_loss = objective_physical(theta)
+        hessian = jax.hessian(lambda x: objective_physical(unravel(x)))(flat_theta)
+        covariance = jnp.linalg.pinv(hessian)
+    stderr_flat = jnp.sqrt(jnp.clip(jnp.diag(covariance), 0.0))
+    zeros = jax.tree.map(lambda x: jnp.zeros_like(x) if eqx.is_inexact_array(x) else x, params)
+    stderr = (
+        eqx.combine(unravel(stderr_flat), eqx.filter(zeros, eqx.is_inexact_array, inverse=True))
+        if where is None
+        else eqx.tree_at(where, zeros, unravel(stderr_flat))
+    )
+    if not tracing:
+        steps = int(n_steps)
+        history = history[: steps + 1]
+        if throw and not bool(converged):
+            raise RuntimeError(
+                f"fit did not converge in max_steps={max_steps} iterations (loss "
+                f"{float(final_loss):.6g}). Increase max_steps, loosen rtol/atol, start closer, "
+                "or pass throw=False and check res.converged."
+            )
+    return FitResult(
+        params=params,
+        loss=final_loss,
+        history=history,
+        stderr=stderr,
+        covariance=covariance,
+        n_steps=n_steps,
+        converged=converged,
+        names=names,
+        values=flat_theta,
+    )
+
+
+@eqx.filter_jit
+def _solve_jit(fn, solver, u0, max_steps, options, progress):
+    return _solve(fn, solver, u0, max_steps, options, progress)
+
+
+def _sum_squares(tree):
+    return sum(jnp.sum(x**2) for x in jax.tree.leaves(tree))
+
+
+def _broadcast_sigma(sigma, observed):
+    if sigma is None:
+        return jax.tree.map(lambda o: jnp.ones((), o.dtype), observed)
+    if jax.tree.structure(sigma) == jax.tree.structure(observed):
+        sigmas = jax.tree.map(jnp.asarray, sigma)
+    elif (
+        not jax.tree.leaves(sigma)
+        or len(jax.tree.leaves(sigma)) == 1
+        and np.ndim(jax.tree.leaves(sigma)[0]) == 0
+    ):
+        sigmas = jax.tree.map(lambda o: jnp.asarray(sigma, o.dtype), observed)
+    else:
+        raise ValueError("sigma must be a positive scalar or a pytree like observed.")
+    for s in jax.tree.leaves(sigmas):
+        if not isinstance(s, jax.core.Tracer) and not (np.asarray(s) > 0).all():
+            raise ValueError("sigma must be positive everywhere.")
+    return sigmas
