@@ -117,19 +117,17 @@ class _Bound(eqx.Module):
         return bool(ok.all())
 
 
-def _parse_bounds(bounds, theta0, where):
+def _parse_bounds(bounds, n_nodes, is_tuple, where):
     """One `_Bound` per top-level node of `where(params)`."""
-    is_tuple = isinstance(theta0, (tuple, list))
-    nodes = list(theta0) if is_tuple else [theta0]
     if bounds is None:
-        spec = [None] * len(nodes)
-    elif where is None:
+        return tuple(_Bound(None, None) for _ in range(n_nodes))
+    if where is None:
         raise ValueError("bounds= needs where=: bounds are given per selected parameter.")
-    elif is_tuple:
-        if not isinstance(bounds, (tuple, list)) or len(bounds) != len(nodes):
+    if is_tuple:
+        if not isinstance(bounds, (tuple, list)) or len(bounds) != n_nodes:
             raise ValueError(
                 f"bounds must be a tuple with one (lo, hi) or None per parameter selected by "
-                f"where ({len(nodes)} of them); got {bounds!r}."
+                f"where ({n_nodes} of them); got {bounds!r}."
             )
         spec = list(bounds)
     else:
@@ -145,7 +143,60 @@ def _parse_bounds(bounds, theta0, where):
         if lo is not None and hi is not None and not lo < hi:
             raise ValueError(f"bounds[{i}] = {b!r} needs lo < hi.")
         out.append(_Bound(lo, hi))
-    return out, is_tuple
+    return tuple(out)
+
+
+class _Marker:
+    def __init__(self, index):
+        self.index = index
+
+
+class _Selection(eqx.Module):
+    """Which leaves of `params` are fitted, with their bounds: a static description, so
+    that a new `where` lambda with the same meaning does not recompile the fit."""
+
+    node_of_leaf: tuple[int | None, ...] = eqx.field(static=True)
+    bounds: tuple[_Bound, ...] = eqx.field(static=True)
+    names: tuple[str, ...] = eqx.field(static=True)
+
+    @property
+    def trainable(self) -> tuple[int, ...]:
+        return tuple(i for i, node in enumerate(self.node_of_leaf) if node is not None)
+
+
+def _select(params, where, bounds) -> _Selection:
+    is_marker = lambda x: isinstance(x, _Marker)  # noqa: E731
+    if where is None:
+        tagged = jax.tree.map(lambda x: _Marker(0) if eqx.is_inexact_array(x) else x, params)
+        node_bounds = _parse_bounds(bounds, 1, False, None)
+    else:
+        try:
+            nodes = where(params)
+        except Exception as e:
+            raise ValueError(f"where(params0) failed: {type(e).__name__}: {e}") from e
+        is_tuple = isinstance(nodes, (tuple, list))
+        node_list = list(nodes) if is_tuple else [nodes]
+        tags = [jax.tree.map(lambda _, i=i: _Marker(i), node) for i, node in enumerate(node_list)]
+        tagged = eqx.tree_at(where, params, tuple(tags) if is_tuple else tags[0])
+        node_bounds = _parse_bounds(bounds, len(node_list), is_tuple, where)
+    flat = jax.tree_util.tree_flatten_with_path(tagged, is_leaf=is_marker)[0]
+    leaves = jax.tree.leaves(params)
+    node_of_leaf, names = [], []
+    for (path, tag), leaf in zip(flat, leaves, strict=True):
+        if not is_marker(tag):
+            node_of_leaf.append(None)
+            continue
+        if not eqx.is_inexact_array(leaf):
+            raise ValueError(
+                f"where selected {jax.tree_util.keystr(path)}, which is not a floating-point "
+                f"array ({type(leaf).__name__}); only floating-point parameters can be fitted."
+            )
+        node_of_leaf.append(tag.index)
+        name = jax.tree_util.keystr(path).lstrip(".") or "params"
+        names.extend([name] if leaf.size == 1 else [f"{name}[{i}]" for i in range(leaf.size)])
+    if not names:
+        raise ValueError("Nothing to fit: params0 has no floating-point leaves (pass where=).")
+    return _Selection(tuple(node_of_leaf), node_bounds, tuple(names))
 
 
 # ---------------------------------------------------------------------- the solve loop
@@ -200,37 +251,6 @@ def _print_progress(step, loss):
 
 
 # ---------------------------------------------------------------------------- fit
-
-
-class _Marker:
-    def __init__(self, index):
-        self.index = index
-
-
-def _leaf_names(params, where, theta0, is_tuple):
-    """Names of the trainable values, from their paths: 'length', 'masses[2]'."""
-    if where is None:
-        flat = jax.tree_util.tree_flatten_with_path(params)[0]
-        pairs = [(jax.tree_util.keystr(p), x) for p, x in flat if eqx.is_inexact_array(x)]
-    else:
-        nodes = list(theta0) if is_tuple else [theta0]
-        markers = [_Marker(i) for i in range(len(nodes))]
-        tagged = eqx.tree_at(where, params, tuple(markers) if is_tuple else markers[0])
-        flat = jax.tree_util.tree_flatten_with_path(
-            tagged, is_leaf=lambda x: isinstance(x, _Marker)
-        )[0]
-        base = {x.index: jax.tree_util.keystr(p) for p, x in flat if isinstance(x, _Marker)}
-        pairs = [
-            (base[i] + jax.tree_util.keystr(p), x)
-            for i, node in enumerate(nodes)
-            for p, x in jax.tree_util.tree_flatten_with_path(node)[0]
-        ]
-    names = []
-    for path, leaf in pairs:
-        path = path.lstrip(".") or "params"
-        size = int(np.size(leaf))
-        names.extend([path] if size == 1 else [f"{path}[{i}]" for i in range(size)])
-    return tuple(names)
 
 
 def fit(
@@ -326,54 +346,24 @@ def fit(
         isinstance(x, jax.core.Tracer) for x in jax.tree.leaves((params0, observed, sigma))
     )
     params0 = _floats_to_arrays(params0)
-
-    # Trainable leaves and how to put them back.
-    if where is None:
-        theta0 = eqx.filter(params0, eqx.is_inexact_array)
-        fixed = eqx.filter(params0, eqx.is_inexact_array, inverse=True)
-
-        def rebuild(theta):
-            return eqx.combine(theta, fixed)
-
-        if not jax.tree.leaves(theta0):
+    selection = _select(params0, where, bounds)
+    leaves = jax.tree.leaves(params0)
+    for i in selection.trainable:
+        bound = selection.bounds[selection.node_of_leaf[i]]
+        if tracing:
+            break
+        if not np.isfinite(np.asarray(leaves[i])).all():
             raise ValueError(
-                "params0 has no floating-point leaves to fit; pass where= to pick them."
+                "params0 has non-finite values in a fitted parameter; start from finite values."
             )
-    else:
-        try:
-            theta0 = where(params0)
-        except Exception as e:
-            raise ValueError(f"where(params0) failed: {type(e).__name__}: {e}") from e
-        theta0 = _floats_to_arrays(theta0)
+        if not bound.contains(leaves[i]):
+            raise ValueError(
+                f"params0's fitted value {np.asarray(leaves[i])} is not strictly inside its "
+                f"bounds ({bound.lo}, {bound.hi}); start inside them."
+            )
 
-        def rebuild(theta):
-            return eqx.tree_at(where, params0, theta)
-
-    node_bounds, is_tuple = _parse_bounds(bounds, theta0, where)
-    nodes0 = list(theta0) if (where is not None and is_tuple) else [theta0]
-    names = _leaf_names(params0, where, theta0, is_tuple)
-    for i, (node, b) in enumerate(zip(nodes0, node_bounds, strict=True)):
-        for leaf in jax.tree.leaves(node):
-            if not tracing and not np.isfinite(np.asarray(leaf)).all():
-                raise ValueError(
-                    f"params0 has non-finite values in the parameter {i} being fitted; start from finite values."
-                )
-            if not tracing and not b.contains(leaf):
-                raise ValueError(
-                    f"params0's parameter {i} = {np.asarray(leaf)} is not strictly inside its "
-                    f"bounds ({b.lo}, {b.hi}); start inside them."
-                )
-
-    def to_physical(u_nodes):
-        return [jax.tree.map(b.to_physical, u) for u, b in zip(u_nodes, node_bounds, strict=True)]
-
-    def theta_from_nodes(nodes):
-        return tuple(nodes) if (where is not None and is_tuple) else nodes[0]
-
-    u0 = [jax.tree.map(b.to_unconstrained, n) for n, b in zip(nodes0, node_bounds, strict=True)]
-
-    # The data.
-    if observed is not None:
+    least_squares = observed is not None
+    if least_squares:
         observed = jax.tree.map(jnp.asarray, observed)
         try:
             pred_struct = eqx.filter_eval_shape(model, params0)
@@ -384,34 +374,17 @@ def fit(
                 "model(params0) and observed have different structures: "
                 f"{jax.tree.structure(pred_struct)} vs {jax.tree.structure(observed)}."
             )
-        for p, o in zip(jax.tree.leaves(pred_struct), jax.tree.leaves(observed), strict=True):
-            if p.shape != o.shape:
+        for pr, ob in zip(jax.tree.leaves(pred_struct), jax.tree.leaves(observed), strict=True):
+            if pr.shape != ob.shape:
                 raise ValueError(
-                    f"model(params0) returns shape {p.shape} where observed has shape {o.shape}; "
-                    "the model must predict every observed value (use NaN for missing data)."
+                    f"model(params0) returns shape {pr.shape} where observed has shape "
+                    f"{ob.shape}; the model must predict every observed value (NaN marks "
+                    "missing data)."
                 )
-        masks = jax.tree.map(lambda o: ~jnp.isnan(o), observed)
-        n_obs = sum(int(np.sum(m)) for m in jax.tree.leaves(masks)) if not tracing else None
-        if n_obs == 0:
+        if not tracing and all(np.isnan(np.asarray(o)).all() for o in jax.tree.leaves(observed)):
             raise ValueError("observed is all NaN: there is no data to fit.")
-        filled = jax.tree.map(lambda o, m: jnp.where(m, o, 0.0), observed, masks)
-        sigmas = _broadcast_sigma(sigma, observed)
-    # The objective, in unconstrained coordinates.
+        sigma = _broadcast_sigma(sigma, observed)
 
-    def residuals_physical(theta):
-        params = rebuild(theta)
-        pred = model(params)
-        r = jax.tree.map(
-            lambda pr, ob, m, s: jnp.where(m, (pr - ob) / s, 0.0), pred, filled, masks, sigmas
-        )
-        if prior is not None:
-            r = (r, prior(params))
-        return r
-
-    def objective_physical(theta):
-        return loss(model(rebuild(theta)))
-
-    least_squares = observed is not None
     if solver is None:
         solver = (
             optx.LevenbergMarquardt(rtol=rtol, atol=atol)
@@ -420,78 +393,40 @@ def fit(
         )
     if isinstance(solver, optax.GradientTransformation):
         solver = optx.OptaxMinimiser(solver, rtol=rtol, atol=atol)
-    if isinstance(solver, optx.AbstractLeastSquaresSolver):
-        if not least_squares:
-            raise ValueError(
-                "A least-squares solver needs observed=; with loss= use a minimiser (optx.BFGS(), optax.adam(...))."
-            )
-
-        def fn(u, _):
-            r = residuals_physical(theta_from_nodes(to_physical(u)))
-            return r, 0.5 * _sum_squares(r)
-    elif isinstance(solver, optx.AbstractMinimiser):
-
-        def fn(u, _):
-            theta = theta_from_nodes(to_physical(u))
-            value = (
-                0.5 * _sum_squares(residuals_physical(theta))
-                if least_squares
-                else objective_physical(theta)
-            )
-            return value, value
-    else:
+    if isinstance(solver, optx.AbstractLeastSquaresSolver) and not least_squares:
+        raise ValueError(
+            "A least-squares solver needs observed=; with loss= use a minimiser "
+            "(optx.BFGS(), optax.adam(...))."
+        )
+    if not isinstance(solver, (optx.AbstractLeastSquaresSolver, optx.AbstractMinimiser)):
         raise TypeError(
             "solver must be an optimistix least-squares solver or minimiser, or an optax "
             f"GradientTransformation; got {solver!r}."
         )
-
     options = {} if options is None else dict(options)
+
     with trial_rollouts():
-        u, n_steps, converged, history = _solve_jit(
-            fn, solver, u0, max_steps, options, progress and not tracing
+        out = _fit_core(
+            model,
+            loss,
+            prior,
+            selection,
+            solver,
+            max_steps,
+            options,
+            progress and not tracing,
+            params0,
+            observed,
+            sigma,
         )
-    theta = theta_from_nodes(to_physical(u))
-    params = rebuild(theta)
-
-    # Uncertainty, in physical units.
-    flat_theta, unravel = jfu.ravel_pytree(theta)
-    jac_mode = (options or {}).get("jac", "fwd")
-    if least_squares:
-
-        def flat_residuals(x):
-            return jfu.ravel_pytree(residuals_physical(unravel(x)))[0]
-
-        jac = (jax.jacfwd if jac_mode == "fwd" else jax.jacrev)(flat_residuals)(flat_theta)
-        r = flat_residuals(flat_theta)
-        final_loss = 0.5 * jnp.sum(r**2)
-        p = flat_theta.size
-        if sigma is None:
-            # Degrees of freedom: observed (non-NaN) values plus prior residuals, less p.
-            n_prior = r.size - sum(m.size for m in jax.tree.leaves(masks))
-            n_data = sum(jnp.sum(m) for m in jax.tree.leaves(masks))
-            scale = 2 * final_loss / jnp.maximum(n_data + n_prior - p, 1)
-        else:
-            scale = 1.0
-        covariance = scale * jnp.linalg.pinv(jac.T @ jac)
-    else:
-        final_loss = objective_physical(theta)
-        hessian = jax.hessian(lambda x: objective_physical(unravel(x)))(flat_theta)
-        covariance = jnp.linalg.pinv(hessian)
-    stderr_flat = jnp.sqrt(jnp.clip(jnp.diag(covariance), 0.0))
-    zeros = jax.tree.map(lambda x: jnp.zeros_like(x) if eqx.is_inexact_array(x) else x, params)
-    stderr = (
-        eqx.combine(unravel(stderr_flat), eqx.filter(zeros, eqx.is_inexact_array, inverse=True))
-        if where is None
-        else eqx.tree_at(where, zeros, unravel(stderr_flat))
-    )
+    params, final_loss, history, stderr, covariance, n_steps, converged, values = out
     if not tracing:
-        steps = int(n_steps)
-        history = history[: steps + 1]
+        history = history[: int(n_steps) + 1]
         if throw and not bool(converged):
             raise RuntimeError(
                 f"fit did not converge in max_steps={max_steps} iterations (loss "
-                f"{float(final_loss):.6g}). Increase max_steps, loosen rtol/atol, start closer, "
-                "or pass throw=False and check res.converged."
+                f"{float(final_loss):.6g}). Increase max_steps, loosen rtol/atol, start "
+                "closer, or pass throw=False and check res.converged."
             )
     return FitResult(
         params=params,
@@ -501,23 +436,114 @@ def fit(
         covariance=covariance,
         n_steps=n_steps,
         converged=converged,
-        names=names,
-        values=flat_theta,
+        names=selection.names,
+        values=values,
     )
 
 
 @eqx.filter_jit
-def _solve_jit(fn, solver, u0, max_steps, options, progress):
-    return _solve(fn, solver, u0, max_steps, options, progress)
+def _fit_core(
+    model, loss, prior, selection, solver, max_steps, options, progress, params0, observed, sigma
+):
+    """Everything that runs on the device: the solve, then the uncertainty."""
+    leaves, treedef = jax.tree.flatten(params0)
+    trainable = selection.trainable
+    bounds = [selection.bounds[selection.node_of_leaf[i]] for i in trainable]
+
+    def rebuild(theta):
+        new = list(leaves)
+        for i, value in zip(trainable, theta, strict=True):
+            new[i] = value
+        return jax.tree.unflatten(treedef, new)
+
+    def to_physical(u):
+        return [b.to_physical(ui) for b, ui in zip(bounds, u, strict=True)]
+
+    least_squares = observed is not None
+    if least_squares:
+        weights = sigma.ones if isinstance(sigma, _UnitSigma) else sigma
+        masks = jax.tree.map(lambda o: ~jnp.isnan(o), observed)
+        filled = jax.tree.map(lambda o, m: jnp.where(m, o, 0.0), observed, masks)
+
+    def residuals(theta):
+        params = rebuild(theta)
+        r = jax.tree.map(
+            lambda pr, ob, m, s: jnp.where(m, (pr - ob) / s, 0.0),
+            model(params),
+            filled,
+            masks,
+            weights,
+        )
+        return (r, prior(params)) if prior is not None else r
+
+    def objective(theta):
+        if least_squares:
+            return 0.5 * _sum_squares(residuals(theta))
+        return loss(model(rebuild(theta)))
+
+    if isinstance(solver, optx.AbstractLeastSquaresSolver):
+
+        def fn(u, _):
+            r = residuals(to_physical(u))
+            return r, 0.5 * _sum_squares(r)
+    else:
+
+        def fn(u, _):
+            value = objective(to_physical(u))
+            return value, value
+
+    u0 = [b.to_unconstrained(leaves[i]) for b, i in zip(bounds, trainable, strict=True)]
+    u, n_steps, converged, history = _solve(fn, solver, u0, max_steps, options, progress)
+    theta = to_physical(u)
+    params = rebuild(theta)
+
+    # Uncertainty, in physical units.
+    flat_theta, unravel = jfu.ravel_pytree(theta)
+    if least_squares:
+
+        def flat_residuals(x):
+            return jfu.ravel_pytree(residuals(unravel(x)))[0]
+
+        differentiate = jax.jacfwd if options.get("jac", "fwd") == "fwd" else jax.jacrev
+        jac = differentiate(flat_residuals)(flat_theta)
+        r = flat_residuals(flat_theta)
+        final_loss = 0.5 * jnp.sum(r**2)
+        if sigma_given(sigma):
+            scale = 1.0
+        else:
+            # Degrees of freedom: observed (non-NaN) values plus prior residuals, less p.
+            n_prior = r.size - sum(m.size for m in jax.tree.leaves(masks))
+            n_data = sum(jnp.sum(m) for m in jax.tree.leaves(masks))
+            scale = 2 * final_loss / jnp.maximum(n_data + n_prior - flat_theta.size, 1)
+        covariance = scale * jnp.linalg.pinv(jac.T @ jac)
+    else:
+        final_loss = objective(theta)
+        covariance = jnp.linalg.pinv(jax.hessian(lambda x: objective(unravel(x)))(flat_theta))
+    errors = unravel(jnp.sqrt(jnp.clip(jnp.diag(covariance), 0.0)))
+    stderr_leaves = [jnp.zeros_like(x) if eqx.is_inexact_array(x) else x for x in leaves]
+    for i, e in zip(trainable, errors, strict=True):
+        stderr_leaves[i] = e
+    stderr = jax.tree.unflatten(treedef, stderr_leaves)
+    return params, final_loss, history, stderr, covariance, n_steps, converged, flat_theta
 
 
 def _sum_squares(tree):
     return sum(jnp.sum(x**2) for x in jax.tree.leaves(tree))
 
 
+class _UnitSigma(eqx.Module):
+    """sigma not given: unit weights, and the noise is estimated from the residuals."""
+
+    ones: PyTree
+
+
+def sigma_given(sigma) -> bool:
+    return not isinstance(sigma, _UnitSigma)
+
+
 def _broadcast_sigma(sigma, observed):
     if sigma is None:
-        return jax.tree.map(lambda o: jnp.ones((), o.dtype), observed)
+        return _UnitSigma(jax.tree.map(lambda o: jnp.ones((), o.dtype), observed))
     if jax.tree.structure(sigma) == jax.tree.structure(observed):
         sigmas = jax.tree.map(jnp.asarray, sigma)
     elif (

@@ -248,3 +248,22 @@ def test_bad_input_errors():
         ds.fit(pendulum_model, start, data, sigma=-1.0)
     with pytest.raises(RuntimeError, match="did not converge in max_steps=2"):
         ds.fit(pendulum_model, start, data, where=lambda p: p.length, max_steps=2)
+
+
+def test_second_fit_with_new_where_lambda_does_not_recompile(caplog):
+    import logging
+
+    start = ds.systems.Pendulum(length=1.0, damping=0.05)
+    ds.fit(pendulum_model, start, noisy(jax.random.key(11)), where=lambda p: (p.length, p.damping))
+    with jax.log_compiles(), caplog.at_level(logging.WARNING):
+        caplog.clear()
+        res = ds.fit(
+            pendulum_model, start, noisy(jax.random.key(12)), where=lambda p: (p.length, p.damping)
+        )
+    compiled = [
+        r.getMessage()
+        for r in caplog.records
+        if "Compiling" in r.getMessage() and "_fit_core" in r.getMessage()
+    ]
+    assert compiled == []
+    assert abs(float(res.params.length) - 1.3) < 3 * float(res.stderr.length)
