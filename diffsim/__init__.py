@@ -27,6 +27,7 @@ from .engine import (
     SemiImplicitEuler as SemiImplicitEuler,
     SimulationError as SimulationError,
     Trajectory as Trajectory,
+    TrajectoryModel as TrajectoryModel,
     Tsit5 as Tsit5,
     Yoshida4 as Yoshida4,
     fit as fit,

@@ -26,4 +26,5 @@ from ._integrators import (
 )
 from ._rollout import simulate as simulate
 from ._saveat import SaveAt as SaveAt
+from ._shooting import TrajectoryModel as TrajectoryModel
 from ._solution import RESULTS as RESULTS, Trajectory as Trajectory

@@ -24,6 +24,7 @@ import optimistix as optx
 from jaxtyping import Array, Bool, Float, Int, PyTree
 
 from ._rollout import _floats_to_arrays, trial_rollouts
+from ._shooting import TrajectoryModel
 
 
 class FitResult(eqx.Module):
@@ -268,6 +269,8 @@ def fit(
     rtol: float = 1e-8,
     atol: float = 1e-8,
     options: dict | None = None,
+    shooting: int | None = None,
+    shooting_weight: float = 100.0,
     progress: bool = False,
     throw: bool = True,
 ) -> FitResult:
@@ -308,6 +311,12 @@ def fit(
       optax solvers.
     - `options`: passed to the optimistix solver, e.g. `{"jac": "bwd"}` for models without
       forward-mode derivatives (a custom VJP, `ds.Reversible`).
+    - `shooting`: with a `ds.TrajectoryModel`, multiple shooting over this many segments:
+      each segment after the first starts from its own fitted state, and continuity
+      residuals `shooting_weight * (end of segment j - start of segment j+1)` join them
+      (see `ds.TrajectoryModel`). For long or chaotic records, or a poor start. Results
+      (`params`, `stderr`, `covariance`) are for the physical parameters only; the
+      segment states are nuisance parameters whose uncertainty they include.
     - `progress`: print the loss at every iteration (ignored inside a user's `jit`).
     - `throw`: raise if the solver did not converge; with `False`, check `converged`.
 
@@ -346,6 +355,26 @@ def fit(
         isinstance(x, jax.core.Tracer) for x in jax.tree.leaves((params0, observed, sigma))
     )
     params0 = _floats_to_arrays(params0)
+    if shooting is not None:
+        return _fit_shooting(
+            model,
+            params0,
+            observed,
+            shooting,
+            shooting_weight,
+            where=where,
+            sigma=sigma,
+            prior=prior,
+            bounds=bounds,
+            solver=solver,
+            max_steps=max_steps,
+            rtol=rtol,
+            atol=atol,
+            options=options,
+            progress=progress,
+            throw=throw,
+            loss=loss,
+        )
     selection = _select(params0, where, bounds)
     leaves = jax.tree.leaves(params0)
     for i in selection.trainable:
@@ -525,6 +554,74 @@ def _fit_core(
         stderr_leaves[i] = e
     stderr = jax.tree.unflatten(treedef, stderr_leaves)
     return params, final_loss, history, stderr, covariance, n_steps, converged, flat_theta
+
+
+def _fit_shooting(
+    model, params0, observed, k, weight, *, where, sigma, prior, bounds, loss, **kwargs
+):
+    """`fit` on the extended parameters (params, segment states); see `shooting=`."""
+    if not isinstance(model, TrajectoryModel):
+        raise TypeError(
+            "shooting= needs model to be a ds.TrajectoryModel (it must know its segments)."
+        )
+    if loss is not None or observed is None:
+        raise ValueError("shooting= fits observed data: pass observed=, not loss=.")
+    states0 = model.segment_states(params0, k)
+    if model.observes_state:
+        # The state itself is observed: start each segment from the first observation in
+        # it (Bock's initialisation), which is what lets shooting recover a chaotic record
+        # from a poor first guess; a missing (NaN) value keeps the rollout's.
+        first = model.first_observation_of_segments(k)[1:]
+        states0 = jax.tree.map(
+            lambda s, o: jnp.where(jnp.isnan(o[first]), s, o[first]), states0, observed
+        )
+    extended0 = (params0, states0)
+    if where is None:
+        physical_nodes = [eqx.filter(params0, eqx.is_inexact_array)]
+        ext_where = lambda e: (eqx.filter(e[0], eqx.is_inexact_array), e[1])  # noqa: E731
+        raise_if_none_where = True
+    else:
+        nodes = where(params0)
+        is_tuple = isinstance(nodes, (tuple, list))
+        physical_nodes = list(nodes) if is_tuple else [nodes]
+        raise_if_none_where = False
+
+        def ext_where(e):
+            n = where(e[0])
+            return (*n, e[1]) if is_tuple else (n, e[1])
+
+    if raise_if_none_where:
+        raise ValueError("shooting= needs where= to say which parameters to fit.")
+    if bounds is not None and where is not None:
+        bounds = (*bounds, None) if isinstance(where(params0), (tuple, list)) else (bounds, None)
+    ext_model = model.shooting_model(k, weight)
+    gaps0 = jax.eval_shape(ext_model, extended0)[1]
+    ext_observed = (observed, jax.tree.map(lambda g: jnp.zeros(g.shape, g.dtype), gaps0))
+    if sigma is not None:
+        sigma = (sigma, jax.tree.map(lambda g: jnp.ones((), g.dtype), gaps0))
+    ext_prior = None if prior is None else (lambda e: prior(e[0]))
+    res = fit(
+        ext_model,
+        extended0,
+        ext_observed,
+        where=ext_where,
+        sigma=sigma,
+        prior=ext_prior,
+        bounds=bounds,
+        **kwargs,
+    )
+    p = sum(int(np.size(x)) for x in jax.tree.leaves(physical_nodes))
+    return FitResult(
+        params=res.params[0],
+        loss=res.loss,
+        history=res.history,
+        stderr=res.stderr[0],
+        covariance=res.covariance[:p, :p],
+        n_steps=res.n_steps,
+        converged=res.converged,
+        names=tuple(n.removeprefix("[0].").removeprefix("[0]") or "params" for n in res.names[:p]),
+        values=res.values[:p],
+    )
 
 
 def _sum_squares(tree):

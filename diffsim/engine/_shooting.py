@@ -1,0 +1,171 @@
+"""Trajectory models and multiple shooting, for fitting long or chaotic records.
+
+A `TrajectoryModel` is the common fitting model written once: build a system and its
+initial state from the parameters, roll it out, observe it at the data's times. Because it
+knows its structure, `fit(..., shooting=k)` can split the record into `k` segments, each
+starting from its own fitted state $s_j$ at time $\\tau_j$ (Bock and Plitt 1984, "A
+multiple shooting algorithm for direct solution of optimal control problems"):
+
+$$r = \\Big(\\underbrace{\\frac{h(\\Phi_{\\tau_j \\to t_i}(s_j)) - y_i}{\\sigma}}_{\\text{data}},\\
+  \\underbrace{w\\,\\big(\\Phi_{\\tau_j \\to \\tau_{j+1}}(s_j) - s_{j+1}\\big)}_{\\text{continuity}}\\Big)$$
+
+Each segment is short, so the residuals depend smoothly on the parameters even when one
+long rollout is chaotic or far from the data at the start of the fit; as the fit
+converges the continuity residuals vanish and the segments join into one trajectory.
+"""
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from ._adjoints import AbstractAdjoint, Checkpointed
+from ._integrators import RK4
+from ._rollout import simulate
+from ._saveat import SaveAt
+
+
+def _identity(t, y):
+    return y
+
+
+class TrajectoryModel(eqx.Module):
+    """`model(params) = observe(simulate(*build(params)))` at the times `ts`.
+
+    **Arguments:**
+
+    - `build`: `build(params) -> (system, y0)`.
+    - `ts`: the observation times (concrete, increasing, `>= t0`).
+    - `dt`: the step size; the rollout runs `ceil((ts[-1] - t0) / dt)` steps.
+    - `observe`: `observe(t, y) -> observation` (default: the state itself).
+    - `t0`: the start time of `y0` (default 0).
+    - `integrator`, `adjoint`: passed to `ds.simulate`.
+
+    **Example:**
+
+    ```python
+    model = ds.TrajectoryModel(
+        build=lambda p: (p, p.initial_state(1.0)),
+        ts=jnp.linspace(0, 10, 200), dt=0.01, observe=lambda t, y: y.q)
+    res = ds.fit(model, ds.systems.Pendulum(length=1.0), angles, shooting=4)
+    ```
+    """
+
+    build: Callable[[Any], tuple[Any, Any]] = eqx.field(static=True)
+    ts: Float[Array, " n"]
+    dt: float = eqx.field(static=True)
+    observe: Callable[[Any, Any], Any] = eqx.field(static=True, default=_identity)
+    t0: float = eqx.field(static=True, default=0.0)
+    integrator: Any = RK4()
+    adjoint: AbstractAdjoint = Checkpointed()
+    n_steps: int = eqx.field(static=True, default=0)
+
+    def __init__(
+        self, build, ts, dt, observe=_identity, t0=0.0, integrator=RK4(), adjoint=Checkpointed()
+    ):
+        ts_np = np.asarray(ts, dtype=float)
+        if ts_np.ndim != 1 or ts_np.size == 0 or np.any(np.diff(ts_np) < 0) or ts_np[0] < t0:
+            raise ValueError(
+                "TrajectoryModel(ts=...) must be a non-empty increasing 1-d array of times >= t0."
+            )
+        if not (dt > 0 and math.isfinite(dt)):
+            raise ValueError(f"TrajectoryModel(dt=...) must be a positive finite number; got {dt}.")
+        self.build = build
+        self.ts = jnp.asarray(ts)
+        self.dt = float(dt)
+        self.observe = observe
+        self.t0 = float(t0)
+        self.integrator = integrator
+        self.adjoint = adjoint
+        self.n_steps = max(1, math.ceil((ts_np[-1] - t0) / dt - 1e-9))
+
+    def _run(self, system, y0, t0, n_steps, ts):
+        return simulate(
+            system,
+            y0,
+            t0=t0,
+            n_steps=n_steps,
+            dt=self.dt,
+            integrator=self.integrator,
+            adjoint=self.adjoint,
+            saveat=SaveAt(ts=ts),
+        ).ys
+
+    def __call__(self, params):
+        system, y0 = self.build(params)
+        ys = self._run(system, y0, self.t0, self.n_steps, self.ts)
+        return jax.vmap(self.observe)(self.ts, ys)
+
+    def segments(self, k: int):
+        """Static layout of `k` segments of equal length `m` steps (the last may run past
+        the final observation): segment j starts at step `j m`. Returns `m`, the padded
+        observation times of each segment `(k, width)`, and for every observation its
+        (segment, slot)."""
+        n_obs = self.ts.shape[0]
+        if not (isinstance(k, int) and 1 <= k <= n_obs):
+            raise ValueError(
+                f"shooting= must be an int between 1 and the number of observations ({n_obs}); "
+                f"got {k!r}."
+            )
+        m = -(-self.n_steps // k)
+        ts = np.asarray(self.ts, dtype=float)
+        segment = np.minimum(np.floor((ts - self.t0) / (m * self.dt) + 1e-9).astype(int), k - 1)
+        counts = np.bincount(segment, minlength=k)
+        width = max(1, int(counts.max()))
+        slot = np.concatenate([np.arange(c) for c in counts])
+        starts = self.t0 + np.arange(k) * m * self.dt
+        # Padding repeats the segment's start time: a valid save time, ignored afterwards.
+        times = np.repeat(starts[:, None], width, axis=1)
+        times[segment, slot] = ts
+        return m, times, segment, slot
+
+    @property
+    def observes_state(self) -> bool:
+        return self.observe is _identity
+
+    def first_observation_of_segments(self, k: int) -> np.ndarray:
+        """Index of each segment's first observation (every segment must hold one)."""
+        _, _, segment, _ = self.segments(k)
+        if len(np.unique(segment)) != k:
+            raise ValueError(
+                f"shooting={k}: some segments hold no observation; use fewer segments."
+            )
+        return np.searchsorted(segment, np.arange(k))
+
+    def segment_states(self, params, k: int):
+        """Initial states of segments 1..k-1 from one rollout at `params` (stacked)."""
+        system, y0 = self.build(params)
+        m = self.segments(k)[0]
+        starts = jnp.asarray([self.t0 + j * m * self.dt for j in range(1, k)])
+        return self._run(system, y0, self.t0, (k - 1) * m, starts)
+
+    def shooting_model(self, k: int, weight: float):
+        """`model((params, states)) -> (observations, continuity residuals)`: all `k`
+        segments in one vmapped rollout."""
+        m, times, segment, slot = self.segments(k)
+        times = jnp.asarray(times)
+        starts = self.t0 + jnp.arange(k) * m * self.dt
+        ends = starts + m * self.dt  # as the rollout computes its own end
+
+        def model(extended):
+            params, states = extended
+            system, y0 = self.build(params)
+            initial = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), y0, states)
+
+            def run(y_start, t_start, t_end, seg_times):
+                saves = jnp.concatenate([seg_times, t_end[None]])
+                ys = self._run(system, y_start, t_start, m, saves)
+                obs = jax.vmap(self.observe)(seg_times, jax.tree.map(lambda y: y[:-1], ys))
+                return obs, jax.tree.map(lambda y: y[-1], ys)
+
+            obs, finals = jax.vmap(run)(initial, starts, ends, times)
+            observations = jax.tree.map(lambda o: o[segment, slot], obs)
+            gaps = jax.tree.map(lambda f, s: weight * (f[:-1] - s), finals, states)
+            return observations, gaps
+
+        return model
