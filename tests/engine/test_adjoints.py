@@ -272,3 +272,27 @@ def test_memory_scaling_of_adjoints():
     assert ckpt[1] < 6 * ckpt[0]
     assert rev[1] <= 1.1 * rev[0] + 1024
     assert rev[1] < 0.01 * direct[1] and ckpt[1] < 0.05 * direct[1]
+
+
+@pytest.mark.parametrize(
+    "integrator",
+    [ds.Euler(), ds.SemiImplicitEuler(), ds.Leapfrog(), ds.Yoshida4(), ds.RK4()],
+    ids=_ids,
+)
+@pytest.mark.parametrize("adjoint", [ds.Direct(), ds.Checkpointed()], ids=_ids)
+def test_every_fixed_integrator_vs_fd_on_harmonic_oscillator(integrator, adjoint):
+    # d/d(omega, q0, v0) of the final state, against central differences.
+    def loss(x):
+        osc = ds.systems.HarmonicOscillator(omega=x[0])
+        traj = ds.simulate(
+            osc,
+            osc.initial_state(x[1], x[2]),
+            n_steps=200,
+            dt=0.01,
+            integrator=integrator,
+            adjoint=adjoint,
+        )
+        return traj.ys.q[-1] + 0.3 * traj.ys.v[-1]
+
+    x = jnp.array([1.7, 0.8, -0.3])
+    assert np.allclose(jax.grad(loss)(x), central_difference(jax.jit(loss), x), rtol=1e-6)
