@@ -26,6 +26,7 @@ test-slow: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/rollout.py
 	$(BIN)/python benchmarks/gradients.py
+	$(BIN)/python benchmarks/fit.py
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check diffsim tests benchmarks scenarios

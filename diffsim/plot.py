@@ -1,9 +1,9 @@
-"""Matplotlib figures of `ds.Trajectory` objects.
+"""Matplotlib figures of `ds.Trajectory` objects and of fits to data.
 
 Contract: every function draws on `ax` (a `matplotlib.axes.Axes`) when given one, or on a
 new figure otherwise, and returns the `matplotlib.figure.Figure` it drew on; nothing is
-shown or saved (call `fig.savefig(path)`). Trajectories must be unbatched: `traj.ts` is
-1-d. Values are copied to NumPy, so this module never runs inside `jit`/`vmap`/`grad`.
+shown or saved (call `fig.savefig(path)`). `fit_residuals` draws two panels and so takes a
+pair, `axes=(top, bottom)`. Trajectories must be unbatched: `traj.ts` is 1-d. Values are copied to NumPy, so this module never runs inside `jit`/`vmap`/`grad`.
 
 Importing this module selects matplotlib's headless `Agg` backend, unless a backend was
 already chosen: the `MPLBACKEND` environment variable is set (Jupyter sets it) or
@@ -36,7 +36,7 @@ from matplotlib.figure import Figure
 
 from .systems import PhaseState
 
-__all__ = ["trajectory", "phase_portrait", "energy_drift"]
+__all__ = ["trajectory", "phase_portrait", "energy_drift", "fit_residuals"]
 
 
 def _new_or(ax: Axes | None) -> Axes:
@@ -256,3 +256,95 @@ def energy_drift(trajectories: Mapping[str, tuple[Any, Any]], *, ax: Axes | None
     _label_axes(ax, "t", "|E(t) - E(0)| / |E(0)|")
     ax.legend()
     return ax.figure
+
+
+def fit_residuals(
+    ts: Any,
+    observed: Any,
+    predicted: Any,
+    *,
+    sigma: float | None = None,
+    axes: tuple[Axes, Axes] | None = None,
+    label: str = "fit",
+) -> Figure:
+    """Plot data against a fitted model (top) and the residuals (bottom).
+
+    The residuals are $r_i = y_i - m_i$, the observed minus the predicted values. NaN
+    entries of `observed` (missing data, as `ds.fit` takes them) are left out of both
+    panels. Values of shape `(n, m)` give `m` series, each data series in the colour of
+    its fitted line.
+
+    **Arguments:**
+
+    - `ts`: the observation times, shape `(n,)`.
+    - `observed`: the data, shape `(n,)` or `(n, ...)` (flattened after the time axis).
+    - `predicted`: the fitted model at `ts`, the same shape as `observed`.
+    - `sigma`: the noise standard deviation (given or estimated); when set, a band of
+      $\\pm\\sigma$ is shaded around zero in the residual panel.
+    - `axes`: a pair `(top, bottom)` of axes to draw on, e.g. `fig.axes` of an earlier
+      call; `None` makes a new figure with a shared time axis.
+    - `label`: the legend entry of the fitted line (`label[i]` for several series).
+
+    **Returns:** the `matplotlib.figure.Figure` drawn on.
+
+    **Example:**
+
+    ```python
+    res = ds.fit(model, ds.systems.Pendulum(length=1.0, damping=0.05), angles,
+                 where=lambda p: (p.length, p.damping), bounds=((0, None), (0, None)))
+    fig = ds.plot.fit_residuals(ts, angles, model(res.params), sigma=0.02)
+    fig.axes[0].set_ylabel("angle (rad)")
+    fig.savefig("fit.png")
+    ```
+    """
+    ts = np.asarray(ts)
+    if ts.ndim != 1:
+        raise ValueError(f"fit_residuals needs 1-d times ts; got shape {ts.shape}.")
+    observed = _components(np.asarray(observed, dtype=float), len(ts))
+    predicted = np.asarray(predicted, dtype=float)
+    if predicted.size != observed.size or predicted.shape[:1] != observed.shape[:1]:
+        raise ValueError(
+            f"predicted has shape {predicted.shape}, observed {observed.shape}: they must "
+            "match (evaluate the fitted model at the observation times)."
+        )
+    predicted = predicted.reshape(observed.shape)
+    if sigma is not None:
+        sigma = float(sigma)
+        if not sigma > 0:
+            raise ValueError(f"sigma must be positive; got {sigma!r}.")
+    if axes is None:
+        fig, axes = plt.subplots(
+            2,
+            1,
+            figsize=(8, 5.5),
+            sharex=True,
+            height_ratios=(2.5, 1),
+            layout="constrained",
+        )
+    elif not (isinstance(axes, (tuple, list)) and len(axes) == 2):
+        raise TypeError(f"axes must be a pair (top, bottom) of Axes; got {axes!r}.")
+    top, bottom = axes
+    m = observed.shape[1]
+    labels = _component_labels(label, m)
+    residuals = observed - predicted
+    for i in range(m):
+        (line,) = top.plot(ts, predicted[:, i], label=labels[i], zorder=2)
+        color = line.get_color()
+        top.scatter(
+            ts,
+            observed[:, i],
+            s=8,
+            color=color,
+            alpha=0.6,
+            zorder=1,
+            label="data" if m == 1 else f"data[{i}]",
+        )
+        bottom.scatter(ts, residuals[:, i], s=8, color=color, alpha=0.8)
+    bottom.axhline(0.0, color="0.3", lw=0.8)
+    if sigma is not None:
+        bottom.axhspan(-sigma, sigma, color="0.85", zorder=0, label=f"$\\pm\\sigma$ = {sigma:.3g}")
+        bottom.legend(loc="best")
+    _label_axes(top, "", "value")
+    _label_axes(bottom, "t", "data - fit")
+    top.legend(loc="best")
+    return top.figure

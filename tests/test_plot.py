@@ -187,6 +187,7 @@ def test_saved_png_is_not_empty(tmp_path):
         ("trajectory", dsplot.trajectory(traj)),
         ("phase", dsplot.phase_portrait(traj)),
         ("drift", dsplot.energy_drift({"RK4": (pendulum, traj)})),
+        ("fit", dsplot.fit_residuals(traj.ts, traj.ys.q + 0.01, traj.ys.q, sigma=0.01)),
     ]:
         paths.append(tmp_path / f"{name}.png")
         fig.savefig(paths[-1])
@@ -203,3 +204,42 @@ def test_import_selects_headless_backend():
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip().lower() == "agg"
+
+
+def test_fit_residuals():
+    ts = np.linspace(0.0, 1.0, 20)
+    predicted = np.sin(ts)
+    observed = predicted + 0.01 * np.cos(7 * ts)
+    observed[3] = np.nan  # missing data, as ds.fit takes it
+    fig = dsplot.fit_residuals(ts, observed, predicted, sigma=0.01)
+    top, bottom = fig.axes
+    (line,) = top.get_lines()
+    np.testing.assert_allclose(line.get_xdata(), ts)
+    np.testing.assert_allclose(line.get_ydata(), predicted)
+    data, residuals = top.collections[0], bottom.collections[0]
+    np.testing.assert_allclose(data.get_offsets().data[:, 1], observed)
+    np.testing.assert_allclose(residuals.get_offsets().data[:, 1], observed - predicted)
+    assert residuals.get_offsets().mask[3].all()  # the NaN point is not drawn
+    assert len(bottom.patches) == 1  # the +-sigma band
+    assert _legend_texts(top) == ["fit", "data"]
+    assert (bottom.get_xlabel(), bottom.get_ylabel()) == ("t", "data - fit")
+
+    # A second fit overlaid on the same panels; two series at once.
+    assert dsplot.fit_residuals(ts, observed, predicted + 0.1, axes=fig.axes, label="start") is fig
+    assert len(top.get_lines()) == 2
+    two = np.stack([observed, 2 * observed], axis=1)
+    fig2 = dsplot.fit_residuals(ts, two, np.stack([predicted, 2 * predicted], axis=1))
+    assert [ln.get_label() for ln in fig2.axes[0].get_lines()] == ["fit[0]", "fit[1]"]
+    assert len(fig2.axes[1].patches) == 0
+
+
+def test_fit_residuals_errors():
+    ts = np.linspace(0.0, 1.0, 5)
+    with pytest.raises(ValueError, match="must match"):
+        dsplot.fit_residuals(ts, np.zeros(5), np.zeros(4))
+    with pytest.raises(ValueError, match="leading time axis"):
+        dsplot.fit_residuals(ts, np.zeros(6), np.zeros(6))
+    with pytest.raises(ValueError, match="sigma must be positive"):
+        dsplot.fit_residuals(ts, np.zeros(5), np.zeros(5), sigma=0.0)
+    with pytest.raises(TypeError, match="pair"):
+        dsplot.fit_residuals(ts, np.zeros(5), np.zeros(5), axes=plt.gca())

@@ -394,22 +394,6 @@ def fit(
     least_squares = observed is not None
     if least_squares:
         observed = jax.tree.map(jnp.asarray, observed)
-        try:
-            pred_struct = eqx.filter_eval_shape(model, params0)
-        except Exception as e:
-            raise ValueError(f"model(params0) failed: {type(e).__name__}: {e}") from e
-        if jax.tree.structure(pred_struct) != jax.tree.structure(observed):
-            raise ValueError(
-                "model(params0) and observed have different structures: "
-                f"{jax.tree.structure(pred_struct)} vs {jax.tree.structure(observed)}."
-            )
-        for pr, ob in zip(jax.tree.leaves(pred_struct), jax.tree.leaves(observed), strict=True):
-            if pr.shape != ob.shape:
-                raise ValueError(
-                    f"model(params0) returns shape {pr.shape} where observed has shape "
-                    f"{ob.shape}; the model must predict every observed value (NaN marks "
-                    "missing data)."
-                )
         if not tracing and all(np.isnan(np.asarray(o)).all() for o in jax.tree.leaves(observed)):
             raise ValueError("observed is all NaN: there is no data to fit.")
         sigma = _broadcast_sigma(sigma, observed)
@@ -450,7 +434,8 @@ def fit(
         )
     params, final_loss, history, stderr, covariance, n_steps, converged, values = out
     if not tracing:
-        history = history[: int(n_steps) + 1]
+        # A NumPy slice: slicing the device array would compile once per iteration count.
+        history = np.asarray(history)[: int(n_steps) + 1]
         if throw and not bool(converged):
             raise RuntimeError(
                 f"fit did not converge in max_steps={max_steps} iterations (loss "
@@ -490,6 +475,8 @@ def _fit_core(
 
     least_squares = observed is not None
     if least_squares:
+        # Checked while tracing, so a cached call pays nothing for it.
+        _check_prediction(model, params0, observed)
         weights = sigma.ones if isinstance(sigma, _UnitSigma) else sigma
         masks = jax.tree.map(lambda o: ~jnp.isnan(o), observed)
         filled = jax.tree.map(lambda o, m: jnp.where(m, o, 0.0), observed, masks)
@@ -622,6 +609,25 @@ def _fit_shooting(
         names=tuple(n.removeprefix("[0].").removeprefix("[0]") or "params" for n in res.names[:p]),
         values=res.values[:p],
     )
+
+
+def _check_prediction(model, params0, observed):
+    try:
+        pred_struct = jax.eval_shape(model, params0)
+    except Exception as e:
+        raise ValueError(f"model(params0) failed: {type(e).__name__}: {e}") from e
+    if jax.tree.structure(pred_struct) != jax.tree.structure(observed):
+        raise ValueError(
+            "model(params0) and observed have different structures: "
+            f"{jax.tree.structure(pred_struct)} vs {jax.tree.structure(observed)}."
+        )
+    for pr, ob in zip(jax.tree.leaves(pred_struct), jax.tree.leaves(observed), strict=True):
+        if pr.shape != ob.shape:
+            raise ValueError(
+                f"model(params0) returns shape {pr.shape} where observed has shape "
+                f"{ob.shape}; the model must predict every observed value (NaN marks "
+                "missing data)."
+            )
 
 
 def _sum_squares(tree):
