@@ -1,0 +1,289 @@
+"""Systems benchmarks: N-body all-pairs throughput against NumPy, and Lennard-Jones
+molecular dynamics against jax-md on the same state.
+
+1. **N-body** (`ds.systems.NBody`, softening 0.01, G = 1, float32): one evaluation of all
+   accelerations, jit-compiled, for N = 256 ... 16384; against the same all-pairs sum in
+   vectorised NumPy (float32, in blocks of rows so that N = 16384 fits in memory).
+   Reported as pair interactions per second, N (N - 1) / time. Target: >= 5x NumPy. A
+   third row times a proposed faster kernel (`soa_accelerations`), not yet in `NBody`.
+2. **Lennard-Jones** (`ds.systems.LennardJones`, N = 4096 = 16^3, density 0.8, switched
+   between r = 2.0 and 2.5, float32): velocity-Verlet steps per second from one
+   equilibrated state (lattice at T = 1, then 300 steps), dt = 0.005. diffsim: `ds.simulate`
+   with `ds.Leapfrog()` in chunks of 10 steps, the Verlet neighbour list (skin 0.5)
+   rebuilt between chunks, all under one `jax.jit`. jax-md: `simulate.nve` with
+   `energy.lennard_jones_neighbor_list` (dense format, the same switch, `dr_threshold`
+   0.5), the neighbour list updated every step, in a `lax.fori_loop` under `jax.jit`:
+   its documented usage. Target: diffsim within 1.5x of jax-md or faster.
+
+Timing: every function is compiled and run once first; then the methods take turns, each
+call ending in `block_until_ready`, and the median over rounds is reported (ratios are of
+medians). Agreement: the N-body accelerations against NumPy, and the Lennard-Jones forces
+and 10-step trajectories against jax-md, are printed.
+
+jax-md is not a dependency of diffsim: `pip install jax-md` into the venv to run part 2
+(it is skipped, with a message, without it).
+
+Run: `python benchmarks/systems.py [--quick] [--rounds R]`.
+"""
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import diffsim as ds
+from diffsim.systems import LennardJones
+
+SOFTENING = 0.01
+NBODY_SIZES = (256, 1024, 4096, 16384)
+LJ_SIDE = 16  # 16^3 = 4096 particles
+LJ_DENSITY = 0.8
+LJ_DT = 0.005
+LJ_SKIN = 0.5
+LJ_CHUNK = 10
+LJ_STEPS = 100
+NBODY_TARGET = 5.0
+LJ_TARGET = 1.5
+
+
+def _median_time(fn, rounds):
+    times = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), times
+
+
+def _interleaved(fns: dict, rounds: int) -> dict:
+    for fn in fns.values():
+        jax.block_until_ready(fn())  # compile / warm up
+    times = {name: [] for name in fns}
+    names = list(fns)
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            t = time.perf_counter()
+            jax.block_until_ready(fns[name]())
+            times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+# ---------------------------------------------------------------------------------------
+# N-body
+
+
+def numpy_accelerations(q, m, G=1.0, eps=SOFTENING, block=512):
+    """All-pairs softened gravity in NumPy, float32, a block of target rows at a time."""
+    n = q.shape[0]
+    out = np.empty_like(q)
+    for start in range(0, n, block):
+        rows = slice(start, min(start + block, n))
+        r = q[None, :, :] - q[rows, None, :]  # (b, n, 3)
+        s = np.einsum("bnd,bnd->bn", r, r) + np.float32(eps**2)
+        inv = s ** np.float32(-1.5)
+        idx = np.arange(rows.start, rows.stop)
+        inv[np.arange(len(idx)), idx] = 0.0  # no self-interaction
+        out[rows] = np.float32(G) * np.einsum("bn,bnd->bd", inv * m[None, :], r)
+    return out
+
+
+def soa_accelerations(q, m, eps=SOFTENING):
+    """A candidate replacement for `pair_sum`'s gravity, for comparison: the same blocked
+    all-pairs sum with coordinates gathered separately (structure of arrays) and
+    (s + eps^2)^(-3/2) as rsqrt cubed instead of a power. Forward values only."""
+    n = q.shape[0]
+    block = max(1, min(n, 2**22 // n))
+    rows = jnp.arange(-(-n // block) * block).reshape(-1, block)
+    x = [q[:, a] for a in range(3)]
+
+    def one_block(r):
+        rr = jnp.minimum(r, n - 1)
+        d = [x[a][None, :] - x[a][rr][:, None] for a in range(3)]
+        inv = jax.lax.rsqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2] + eps**2)
+        keep = (r[:, None] < n) & (r[:, None] != jnp.arange(n)[None, :])
+        w = jnp.where(keep, m[None, :] * inv * inv * inv, 0.0)
+        return jnp.stack([jnp.sum(w * d[a], axis=1) for a in range(3)], -1)
+
+    return jax.lax.map(one_block, rows).reshape(-1, 3)[:n]
+
+
+def bench_nbody(rounds: int, sizes) -> list[dict]:
+    rows = []
+    for n in sizes:
+        q = jax.random.normal(jax.random.key(n), (n, 3), jnp.float32)
+        m = jnp.full((n,), 1.0 / n, jnp.float32)
+        system = ds.systems.NBody(masses=m, softening=jnp.float32(SOFTENING))
+        accel = jax.jit(lambda q, system=system: system.acceleration(0.0, q, q))
+        proposed = jax.jit(lambda q, m=m: soa_accelerations(q, m))
+        q_np, m_np = np.asarray(q), np.asarray(m)
+        ref = numpy_accelerations(q_np, m_np)
+        err = float(np.abs(np.asarray(accel(q)) - ref).max() / np.abs(ref).max())
+        err_p = float(np.abs(np.asarray(proposed(q)) - ref).max() / np.abs(ref).max())
+        fns = {
+            "diffsim": lambda accel=accel, q=q: accel(q),
+            "proposed": lambda proposed=proposed, q=q: proposed(q),
+            "numpy": lambda q_np=q_np, m_np=m_np: numpy_accelerations(q_np, m_np),
+        }
+        t = _interleaved(fns, rounds if n <= 4096 else max(3, rounds // 3))
+        pairs = n * (n - 1)
+        row = dict(n=n, err=max(err, err_p), **{k: v for k, v in t.items()})
+        row["speedup"] = t["numpy"] / t["diffsim"]
+        row["speedup_proposed"] = t["numpy"] / t["proposed"]
+        rows.append(row)
+        print(
+            f"  N={n:6d}  NBody {t['diffsim'] * 1e3:9.2f} ms ({pairs / t['diffsim']:.2e}/s, "
+            f"x{row['speedup']:.1f})  proposed kernel {t['proposed'] * 1e3:8.2f} ms "
+            f"({pairs / t['proposed']:.2e}/s, x{row['speedup_proposed']:.1f})  NumPy "
+            f"{t['numpy'] * 1e3:9.2f} ms ({pairs / t['numpy']:.2e}/s)  max rel diff "
+            f"{row['err']:.1e}",
+            flush=True,
+        )
+    return rows
+
+
+# ---------------------------------------------------------------------------------------
+# Lennard-Jones
+
+
+def diffsim_lj_runner(system, cells, max_neighbours, n_steps):
+    n_chunks = n_steps // LJ_CHUNK
+
+    def chunk(y, _):
+        s = system.with_neighbour_list(
+            y.q, skin=LJ_SKIN, cells=cells, max_neighbours=max_neighbours
+        )
+        traj = ds.simulate(s, y, n_steps=LJ_CHUNK, dt=LJ_DT, integrator=ds.Leapfrog())
+        return jax.tree.map(lambda x: x[-1], traj.ys), None
+
+    @jax.jit
+    def run(y):
+        return jax.lax.scan(chunk, y, None, length=n_chunks)[0]
+
+    return run
+
+
+def jaxmd_lj_runner(box, q0, n_steps):
+    from jax_md import energy, partition, simulate, space
+
+    displacement, shift = space.periodic(box)
+    neighbor_fn, energy_fn = energy.lennard_jones_neighbor_list(
+        displacement, box, r_onset=2.0, r_cutoff=2.5, dr_threshold=LJ_SKIN,
+        format=partition.Dense,
+    )  # fmt: skip
+    nbrs = neighbor_fn.allocate(q0)
+    init, apply = simulate.nve(energy_fn, shift, LJ_DT)
+
+    @jax.jit
+    def run(state, nbrs):
+        def body(_, carry):
+            state, nbrs = carry
+            state = apply(state, neighbor=nbrs)
+            return state, nbrs.update(state.position)
+
+        return jax.lax.fori_loop(0, n_steps, body, (state, nbrs))
+
+    return init, run, nbrs, energy_fn
+
+
+def bench_lj(rounds: int) -> dict | None:
+    try:
+        import jax_md  # noqa: F401
+    except ImportError:
+        print("  jax-md is not installed (pip install jax-md): Lennard-Jones part skipped.")
+        return None
+    from jax_md import quantity, simulate
+
+    system, y = LennardJones.lattice(
+        LJ_SIDE, density=LJ_DENSITY, temperature=1.0, key=jax.random.key(0), dtype=jnp.float32
+    )
+    n = y.q.shape[0]
+    listed = system.with_neighbour_list(y.q, skin=LJ_SKIN)
+    cells, k = listed.neighbours.cells, listed.neighbours.max_neighbours
+    print(f"  N={n}, box {float(system.box[0]):.3f}, cells {cells.grid} x {cells.capacity}, "
+          f"max_neighbours {k}", flush=True)  # fmt: skip
+    equilibrate = diffsim_lj_runner(system, cells, k, 300)
+    y = equilibrate(y)  # the shared start: a melted, equilibrated liquid
+    ours = diffsim_lj_runner(system, cells, k, LJ_STEPS)
+
+    box = float(system.box[0])
+    init, theirs, nbrs, energy_fn = jaxmd_lj_runner(box, y.q, LJ_STEPS)
+    # jax-md keeps positions wrapped in [0, box) and momenta; start from the same state.
+    q_wrapped = jnp.mod(y.q, box)
+    state = init(jax.random.key(1), q_wrapped, kT=1.0, neighbor=nbrs)
+    state = state.set(momentum=y.v * state.mass)
+
+    # Agreement: forces on the shared state, and positions after 10 steps.
+    f_theirs = quantity.force(energy_fn)(q_wrapped, neighbor=nbrs)
+    f_ours = listed.with_neighbour_list(y.q, skin=LJ_SKIN).acceleration(0.0, y.q, y.v)
+    force_diff = float(jnp.abs(f_ours - f_theirs).max() / jnp.abs(f_theirs).max())
+    short_ours = diffsim_lj_runner(system, cells, k, 10)(y)
+    _, short_run, _, _ = jaxmd_lj_runner(box, y.q, 10)
+    short_theirs, _ = short_run(state, nbrs)
+    from jax_md import space
+
+    disp, _ = space.periodic(box)
+    dq = jax.vmap(disp)(short_ours.q % box, short_theirs.position)
+    pos_diff = float(jnp.abs(dq).max())
+    print(f"  forces: max rel diff {force_diff:.1e}; positions after 10 steps: max diff "
+          f"{pos_diff:.1e}", flush=True)  # fmt: skip
+
+    def run_ours():
+        return ours(y)
+
+    def run_theirs():
+        return theirs(state, nbrs)
+
+    t = _interleaved({"diffsim": run_ours, "jax-md": run_theirs}, rounds)
+    final_state, final_nbrs = run_theirs()
+    temperature = float(listed.temperature(run_ours()))
+    result = dict(
+        n=n, diffsim=LJ_STEPS / t["diffsim"], jaxmd=LJ_STEPS / t["jax-md"],
+        ratio=t["diffsim"] / t["jax-md"], force_diff=force_diff, pos_diff=pos_diff,
+        overflow=bool(final_nbrs.did_buffer_overflow), temperature=temperature,
+        jaxmd_temperature=float(quantity.temperature(momentum=final_state.momentum)),
+    )  # fmt: skip
+    print(
+        f"  diffsim {result['diffsim']:.1f} steps/s, jax-md {result['jaxmd']:.1f} steps/s: "
+        f"diffsim time / jax-md time = {result['ratio']:.2f} (target <= {LJ_TARGET}); "
+        f"T after {LJ_STEPS} steps {temperature:.3f} (jax-md {result['jaxmd_temperature']:.3f})",
+        flush=True,
+    )
+    del simulate
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds, N <= 4096")
+    parser.add_argument("--rounds", type=int, default=None)
+    args = parser.parse_args()
+    if jax.config.jax_enable_x64 or os.environ.get("JAX_ENABLE_X64"):
+        raise SystemExit("Run the benchmark in float32 (unset JAX_ENABLE_X64).")
+    rounds = args.rounds or (3 if args.quick else 9)
+    sizes = NBODY_SIZES[:-1] if args.quick else NBODY_SIZES
+    print(f"# diffsim systems benchmark, {datetime.date.today()}, {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} CPUs, jax {jax.__version__} on {jax.devices()[0].platform}")  # fmt: skip
+    print("N-body all-pairs accelerations (float32):", flush=True)
+    nbody = bench_nbody(rounds, sizes)
+    print("Lennard-Jones velocity Verlet, N = 4096 (float32):", flush=True)
+    lj = bench_lj(rounds)
+    worst = min(row["speedup"] for row in nbody)
+    worst_p = min(row["speedup_proposed"] for row in nbody)
+    print(f"Targets: N-body >= {NBODY_TARGET}x NumPy: NBody worst x{worst:.1f} "
+          f"{'PASS' if worst >= NBODY_TARGET else 'FAIL'} (proposed kernel worst "
+          f"x{worst_p:.1f})")  # fmt: skip
+    if lj is not None:
+        print(f"         LJ within {LJ_TARGET}x of jax-md: {lj['ratio']:.2f} "
+              f"{'PASS' if lj['ratio'] <= LJ_TARGET else 'FAIL'}")  # fmt: skip
+    bad = any(row["err"] > 1e-3 for row in nbody) or (lj is not None and lj["force_diff"] > 1e-3)
+    raise SystemExit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()

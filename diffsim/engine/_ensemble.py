@@ -1,0 +1,722 @@
+"""`ensemble`: map a simulation over many members, in chunks, over devices, streaming.
+
+Contract: `ensemble(fn, *batched_args)` evaluates `fn` on every member, the `i`-th member
+being the `i`-th slice along the leading axis of every array in `batched_args`, and
+returns an `EnsembleResult`. On one device it is one `filter_jit`-compiled function of
+pytrees, so jit, vmap and grad compose on top; a second call with the same shapes (and the
+same `fn` object) does not recompile.
+
+- `batch_size` bounds memory: members run `batch_size` at a time (per device) in a
+  `lax.scan` over chunks, each chunk a `jax.vmap` of `fn` and `jax.checkpoint`-ed, so
+  reverse mode stores one reducer state per chunk, not every member's residuals. The last
+  chunk is aligned to end at the last member and overlaps the one before; the members it
+  repeats are not counted twice. Nothing is padded on one device.
+- `devices` spreads the members over a 1-d mesh (`jax.sharding.Mesh`, `NamedSharding`,
+  `jax.shard_map`): each device runs the chunk loop on its contiguous share (the last
+  share padded with copies of the last member, which are not counted), with no
+  communication; a second program merges the devices' reducer states and failure
+  records, and `throw` is then checked on the host. Per-member results equal those of one
+  device up to rounding (vectorised code differs with the batch width); statistics are
+  merged in another order, which changes them by rounding only. Several hosts work the
+  same way once `jax.distributed.initialize` has joined them (tested with two processes
+  on localhost).
+- `reduce` folds each chunk into bounded reducer states (`_reducers.py`), so outputs are
+  never stored for all members.
+- A member *fails* when a `ds.Trajectory` in its output has a result other than
+  `successful` (then `stats["nonfinite_step"]` gives the step) or when a floating leaf of
+  its output is non-finite. Failed members are left out of statistics and reported; with
+  `throw=True` the first one raises `SimulationError`.
+"""
+
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import equinox as eqx
+import equinox.internal as eqxi
+import jax
+import jax.lax as lax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jaxtyping import Array, Bool, Int
+
+from ._errors import SimulationError, reraise_clean
+from ._reducers import AbstractReducer, check_reducers, is_reducer
+from ._solution import RESULTS, Trajectory
+
+#: With `reduce=`, how many failed members are reported individually (all are counted).
+MAX_REPORTED_FAILURES = 1024
+
+# The prefix that `_errors.reraise_clean` recognises to turn a runtime error raised
+# under jit back into a plain `SimulationError`.
+_MARKER = "diffsim.SimulationError: "
+_WHAT = "ds.ensemble"
+
+
+class EnsembleResult(eqx.Module):
+    """What `ds.ensemble` returns.
+
+    **Fields:**
+
+    - `values`: without `reduce`, `fn`'s outputs stacked along a leading member axis (a
+      failed member's entries are whatever `fn` returned, often NaN); with `reduce`, the
+      reducers' statistics (failed members left out).
+    - `num_members`: the number of members (a Python int).
+    - `num_failed`: how many members failed.
+    - `failed_indices`: `(k,)` the failed members' indices in increasing order, padded
+      with -1; `k` is the number of members without `reduce`, else
+      `min(num_members, MAX_REPORTED_FAILURES)` (the first ones are kept).
+    - `failed_steps`: `(k,)` the step at which each became non-finite (from
+      `traj.stats["nonfinite_step"]`), -1 where not known or padding.
+    - `failed_results`: `(k,)` a `ds.RESULTS` code per failed member (`successful` for
+      padding): `nonfinite`, `max_steps_reached`, `adaptive_failed`.
+    - `failed`: `(num_members,)` booleans without `reduce`, else `None`.
+    """
+
+    values: Any
+    num_members: int = eqx.field(static=True)
+    num_failed: Int[Array, ""]
+    failed_indices: Int[Array, " k"]
+    failed_steps: Int[Array, " k"]
+    failed_results: RESULTS
+    failed: Bool[Array, " n"] | None
+
+    def report(self) -> str:
+        """A one-paragraph summary of the failures (call outside jit)."""
+        count = int(self.num_failed)
+        if count == 0:
+            return f"All {self.num_members} members succeeded."
+        idx = np.asarray(self.failed_indices)
+        steps = np.asarray(self.failed_steps)
+        shown = [
+            f"{int(i)} (step {int(s)})" if s >= 0 else str(int(i))
+            for i, s in zip(idx[idx >= 0][:10], steps[idx >= 0][:10], strict=True)
+        ]
+        more = ", ..." if count > len(shown) else ""
+        return f"{count} of {self.num_members} members failed: {', '.join(shown)}{more}."
+
+
+# --------------------------------------------------------------------------------------
+# Checks before anything is traced.
+
+
+def _leading_size(batched_args: tuple) -> int:
+    n, first = None, None
+    for path, leaf in jax.tree_util.tree_flatten_with_path(batched_args)[0]:
+        if not eqx.is_array(leaf):
+            continue
+        name = f"batched_args{jax.tree_util.keystr(path)}"
+        if jnp.ndim(leaf) == 0:
+            raise ValueError(
+                f"{name} is a 0-d array: every array in the batched arguments needs a "
+                "leading member axis. To share a value between members, close over it "
+                "in fn or pass it as a Python float."
+            )
+        size = jnp.shape(leaf)[0]
+        if n is None:
+            n, first = size, name
+        elif size != n:
+            raise ValueError(
+                f"{name} has leading axis {size} but {first} has {n}: every array in the "
+                "batched arguments must have the same leading (member) axis."
+            )
+    if n is None:
+        raise ValueError(
+            "ds.ensemble needs at least one array with a leading member axis among "
+            "batched_args (parameters, states, systems with batched fields or PRNG keys)."
+        )
+    if n == 0:
+        raise ValueError("The batched arguments have 0 members; nothing to run.")
+    return int(n)
+
+
+def _make_mesh(devices) -> Mesh | None:
+    if devices is None:
+        return None
+    if isinstance(devices, Mesh):
+        if len(devices.axis_names) != 1:
+            raise ValueError(
+                "devices must be a 1-d jax.sharding.Mesh (one axis for the members); got "
+                f"axes {devices.axis_names}."
+            )
+        return devices
+    try:
+        devs = list(devices)
+    except TypeError:
+        raise TypeError(
+            "devices must be None, a sequence of jax devices (e.g. jax.devices()) or a 1-d "
+            f"jax.sharding.Mesh; got {devices!r}."
+        ) from None
+    if not devs or not all(isinstance(d, jax.Device) for d in devs):
+        raise TypeError(
+            "devices must be a non-empty sequence of jax devices (e.g. jax.devices()); got "
+            f"{devices!r}."
+        )
+    return Mesh(np.array(devs), ("members",))
+
+
+def _floats_to_arrays(tree):
+    """Python floats become 0-d arrays: dynamic, so a new value does not recompile. Ints
+    and bools may be shapes or switches: kept static."""
+    return jax.tree.map(lambda x: jnp.asarray(x) if type(x) is float else x, tree)
+
+
+def _is_concrete(tree) -> bool:
+    return not any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(tree))
+
+
+def _pad(tree, n: int, n_pad: int):
+    """Extend the leading axis from `n` to `n_pad` by repeating the last member (works
+    for PRNG key arrays too); the copies are not counted."""
+    if n_pad == n or all(jnp.shape(x)[0] == n_pad for x in jax.tree.leaves(tree)):
+        return tree
+    index = jnp.minimum(jnp.arange(n_pad), n - 1)
+    return jax.tree.map(lambda x: x[index], tree)
+
+
+# --------------------------------------------------------------------------------------
+# Which members failed.
+
+
+def _is_trajectory(x) -> bool:
+    return isinstance(x, Trajectory)
+
+
+def _first_code(result: RESULTS) -> RESULTS:
+    """A batched result code (a trajectory vmapped inside `fn`) reduced to its first
+    failure, or `successful`."""
+    return jax.tree.map(
+        lambda v, ok: v.reshape(-1)[jnp.argmax(v.reshape(-1) != ok)] if v.ndim else v,
+        result,
+        RESULTS.successful,
+    )
+
+
+def _first_step(step) -> Int[Array, ""]:
+    step = jnp.asarray(step, jnp.int32).reshape(-1)
+    big = jnp.iinfo(jnp.int32).max
+    first = jnp.min(jnp.where(step >= 0, step, big), initial=big)
+    return jnp.where(first == big, -1, first)
+
+
+def _status(out) -> tuple[RESULTS, Int[Array, ""]]:
+    """One member's result code and the step at which it became non-finite (or -1)."""
+    result = RESULTS.successful
+    step = jnp.asarray(-1, jnp.int32)
+    for leaf in jax.tree.leaves(out, is_leaf=_is_trajectory):
+        if not isinstance(leaf, Trajectory):
+            continue
+        code = _first_code(leaf.result)
+        first = (result == RESULTS.successful) & (code != RESULTS.successful)
+        result = RESULTS.where(first, code, result)
+        stats = leaf.stats if isinstance(leaf.stats, dict) else {}
+        if "nonfinite_step" in stats:
+            step = jnp.where(first, _first_step(stats["nonfinite_step"]), step)
+    floats = [x for x in jax.tree.leaves(out) if eqx.is_inexact_array(x)]
+    if floats:
+        finite = jnp.stack([jnp.all(jnp.isfinite(x)) for x in floats]).all()
+        result = RESULTS.where((result == RESULTS.successful) & ~finite, RESULTS.nonfinite, result)
+    return result, step
+
+
+def _reason(step: int, message: str) -> str:
+    if step >= 0:
+        return f"its state became non-finite (NaN or inf) at step {step}"
+    if message == RESULTS[RESULTS.nonfinite]:
+        return "its output is non-finite (NaN or inf)"
+    return message[0].lower() + message[1:].rstrip(".")
+
+
+def _message(failed, index, step, result, num_failed, done, total, chunked) -> str:
+    failed = np.asarray(failed).reshape(-1)
+    first = int(np.argmax(failed))
+
+    def pick(v):  # a 0-d ndarray, which RESULTS[...] can read
+        return np.asarray(v).reshape(-1)[first : first + 1].reshape(())
+
+    message = RESULTS[jax.tree.map(pick, result)]
+    i, s = int(pick(index)), int(pick(step))
+    so_far = f"the first {int(done)} members run" if int(chunked) else f"{int(total)} members"
+    return (
+        f"{_WHAT}: member {i} failed: {_reason(s, message)}. "
+        f"{int(num_failed)} of {so_far} failed. Pass throw=False to keep the other members "
+        "and get the failures in result.failed_indices / failed_steps."
+    )
+
+
+def _raise(*args):
+    """Host side of `_error_if_failed`: raise, with the marker `reraise_clean` finds."""
+    raise SimulationError(_MARKER + _message(*args))
+
+
+@jax.custom_jvp
+def _error_if_failed(x, failed, index, step, result, num_failed, done, total, chunked):
+    """Return `x`; raise `SimulationError` naming the first member with `failed` true.
+    Built like `_errors.error_if_bad_step`: a `pure_callback` that raises, reached only
+    through a `lax.cond` on a predicate reduced over any `vmap`, with a JVP that passes
+    the tangent of `x` through."""
+
+    def error_branch(x, *args):
+        def callback(*args):
+            _raise(*args)
+            return np.int32(0)  # not reached
+
+        struct = jax.ShapeDtypeStruct((), jnp.int32)
+        token = jax.pure_callback(callback, struct, *args, vmap_method="broadcast_all")
+        # The callback's output feeds x so that it is not removed as dead code.
+        return jax.tree.map(lambda a: a + jnp.zeros_like(a) * token.astype(a.dtype), x)
+
+    pred = eqxi.unvmap_any(jnp.any(failed))
+    args = (failed, index, step, result, num_failed, done, total, chunked)
+    return lax.cond(pred, error_branch, lambda x, *_: x, x, *args)
+
+
+@_error_if_failed.defjvp
+def _error_if_failed_jvp(primals, tangents):
+    return _error_if_failed(*primals), tangents[0]
+
+
+def _check(x, failed, index, step, result, num_failed, done, total, chunked):
+    as_int = lambda v: jnp.asarray(v, jnp.int32)  # noqa: E731
+    return _error_if_failed(
+        x, failed, index, step, result, as_int(num_failed), as_int(done), as_int(total),
+        as_int(chunked),
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------
+# Progress, at chunk granularity, from inside the compiled loop.
+
+# The host time at which the first chunk of the run in progress finished (compilation
+# and the first chunk are not timed: the rate comes from the chunks after it).
+_progress_clock: dict[str, float | None] = {"start": None}
+
+
+def _progress(k, n_chunks, failed, device):
+    if int(device) != 0:
+        return
+    k, n_chunks, now = int(k), int(n_chunks), time.perf_counter()
+    if k == 0 or _progress_clock["start"] is None:
+        _progress_clock["start"], timed = now, 0
+    else:
+        timed = k
+    elapsed = now - _progress_clock["start"]
+    eta = f", ~{elapsed / timed * (n_chunks - k - 1):.1f} s left" if timed else ""
+    last = k + 1 == n_chunks
+    print(
+        f"\rds.ensemble: chunk {k + 1}/{n_chunks} ({100 * (k + 1) // n_chunks}%){eta}, "
+        f"{int(failed)} failed",
+        end="\n" if last else "",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# The compiled core.
+
+
+class _Failures(eqx.Module):
+    """The bounded record of failed members (`reduce=` path)."""
+
+    count: Int[Array, ""]
+    indices: Int[Array, " k"]
+    steps: Int[Array, " k"]
+    results: RESULTS
+
+    @staticmethod
+    def empty(k: int) -> "_Failures":
+        return _Failures(
+            count=jnp.zeros((), jnp.int32),
+            indices=jnp.full((k,), -1, jnp.int32),
+            steps=jnp.full((k,), -1, jnp.int32),
+            results=jax.tree.map(lambda v: jnp.full((k,), v, jnp.int32), RESULTS.successful),
+        )
+
+    def add(self, failed, index, step, result) -> "_Failures":
+        k = self.indices.shape[0]
+        position = self.count + jnp.cumsum(failed, dtype=jnp.int32) - 1
+        slot = jnp.where(failed & (position < k), position, k)  # k: dropped
+
+        def put(buffer, value):
+            return buffer.at[slot].set(value.astype(buffer.dtype), mode="drop")
+
+        return _Failures(
+            count=self.count + jnp.sum(failed, dtype=jnp.int32),
+            indices=put(self.indices, index),
+            steps=put(self.steps, step),
+            results=jax.tree.map(put, self.results, result),
+        )
+
+    def merge(self, other: "_Failures") -> "_Failures":
+        """Append `other`'s record (members after all of ours) to ours."""
+        merged = self.add(other.indices >= 0, other.indices, other.steps, other.results)
+        return eqx.tree_at(lambda f: f.count, merged, self.count + other.count)
+
+
+def _inexact_only(tree):
+    """Floating leaves kept, others `None`: what reducers see."""
+    return jax.tree.map(
+        lambda x: x if jnp.issubdtype(jnp.result_type(x), jnp.inexact) else None, tree
+    )
+
+
+def _reducer_map(f, reduce, *trees):
+    return jax.tree.map(f, reduce, *trees, is_leaf=is_reducer)
+
+
+def _assemble(ys, n: int, bs: int):
+    """Chunk outputs `(n_chunks, bs, ...)` back to `(n, ...)`: the last chunk ends at
+    member `n - 1` and overlaps its predecessor."""
+
+    def leaf(y):
+        n_chunks = y.shape[0]
+        if n_chunks * bs == n:
+            return y.reshape((n,) + y.shape[2:])
+        head = y[:-1].reshape(((n_chunks - 1) * bs,) + y.shape[2:])[: n - bs]
+        return jnp.concatenate([head, y[-1]])
+
+    return jax.tree.map(leaf, ys)
+
+
+def _run_local(
+    member, batched, rest, *, n_local, n_valid, offset, bs, reduce, throw, progress, device
+):
+    """The chunk loop on one device over `n_local` members, the first of which is member
+    `offset` of the ensemble; members at or beyond `n_valid` are padding."""
+    bs = min(bs, n_local)
+    n_chunks = math.ceil(n_local / bs)
+    vmapped = jax.vmap(member, in_axes=(0, None))
+    check_here = throw and device is None  # sharded: checked once, after merging
+
+    def chunk(k):
+        if n_chunks == 1:
+            start, xs = jnp.asarray(0, jnp.int32), batched
+        else:
+            start = jnp.minimum(k * bs, n_local - bs).astype(jnp.int32)
+            xs = jax.tree.map(lambda x: lax.dynamic_slice_in_dim(x, start, bs), batched)
+        out, result, step = vmapped(xs, rest)
+        local = start + jnp.arange(bs, dtype=jnp.int32)
+        index = offset + local
+        counts = (local >= k * bs) & (index < n_valid)
+        failed = (result != RESULTS.successful) & counts
+        return out, result, step, failed, counts, index
+
+    def report(k, failed_so_far, value):
+        if progress:
+            jax.debug.callback(
+                _progress, k, n_chunks, failed_so_far, 0 if device is None else device
+            )
+        return value
+
+    if reduce is None:
+
+        def body(carry, k):
+            out, result, step, failed, _, index = chunk(k)
+            total = carry + jnp.sum(failed, dtype=jnp.int32)
+            if check_here:
+                done = jnp.minimum((k + 1) * bs, n_valid)
+                out = _check(out, failed, index, step, result, total, done, n_valid, n_chunks > 1)
+            return report(k, total, total), (out, result, step)
+
+        if n_chunks == 1:
+            _, (out, result, step) = body(jnp.zeros((), jnp.int32), 0)
+            return out, result, step
+        body = jax.checkpoint(body, prevent_cse=False)
+        _, ys = lax.scan(body, jnp.zeros((), jnp.int32), jnp.arange(n_chunks))
+        return _assemble(ys, n_local, bs)
+
+    example = jax.eval_shape(lambda x: vmapped(x, rest)[0], jax.tree.map(lambda x: x[:1], batched))
+    example = _inexact_only(
+        jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape[1:], s.dtype), example)
+    )
+    state0 = _reducer_map(lambda r: r.init(example), reduce)
+    failures0 = _Failures.empty(min(n_valid, MAX_REPORTED_FAILURES))
+
+    def body(carry, k):
+        state, failures = carry
+        out, result, step, failed, counts, index = chunk(k)
+        values = _inexact_only(out)
+        keep = counts & ~failed
+        state = _reducer_map(lambda r, s: r.update(s, values, keep), reduce, state)
+        failures = failures.add(failed, index, step, result)
+        if check_here:
+            done = jnp.minimum((k + 1) * bs, n_valid)
+            state = _check(
+                state, failed, index, step, result, failures.count, done, n_valid, n_chunks > 1
+            )
+        return report(k, failures.count, (state, failures)), None
+
+    if n_chunks == 1:
+        return body((state0, failures0), 0)[0]
+    body = jax.checkpoint(body, prevent_cse=False)
+    return lax.scan(body, (state0, failures0), jnp.arange(n_chunks))[0]
+
+
+def _member_fn(fn, static):
+    """One member: `fn` on its arguments, split into array outputs (with its status) and
+    the static rest of the output (returned through a one-element list)."""
+    out_static: list = []
+
+    def member(b, rest):
+        args = eqx.combine(b, rest, static)
+        try:
+            out = fn(*args)
+        except Exception as e:
+            if hasattr(e, "add_note"):  # Python >= 3.11
+                e.add_note(
+                    f"(raised by fn inside {_WHAT}, called on one member's arguments: the "
+                    "batched arguments without their leading axis)"
+                )
+            raise
+        dynamic, static_out = eqx.partition(out, eqx.is_array)
+        out_static[:] = [static_out]
+        result, step = _status(out)
+        return dynamic, result, step
+
+    return member, out_static
+
+
+def _finish(local, reduce, n: int, out_static) -> EnsembleResult:
+    """Per-member outputs or reducer states to an `EnsembleResult`."""
+    if reduce is None:
+        out, result, step = local
+        failed = result != RESULTS.successful
+        num_failed = jnp.sum(failed, dtype=jnp.int32)
+        # A stable argsort puts the failed members first, in order (it compiles several
+        # times faster than jnp.nonzero(size=n)).
+        order = jnp.argsort(~failed, stable=True).astype(jnp.int32)
+        present = jnp.arange(n) < num_failed
+        failures = _Failures(
+            count=num_failed,
+            indices=jnp.where(present, order, -1),
+            steps=jnp.where(present, step[order], -1),
+            results=jax.tree.map(lambda v: jnp.where(present, v[order], 0), result),
+        )
+        values = eqx.combine(out, out_static)
+        mask = failed
+    else:
+        state, failures = local
+        values = _reducer_map(lambda r, s: r.finalize(s), reduce, state)
+        mask = None
+    return EnsembleResult(
+        values=values,
+        num_members=n,
+        num_failed=failures.count,
+        failed_indices=failures.indices,
+        failed_steps=failures.steps,
+        failed_results=failures.results,
+        failed=mask,
+    )
+
+
+@eqx.filter_jit
+def _ensemble(fn, batched, rest, static, reduce, n, bs, throw, progress):
+    """One device: the whole ensemble is one compiled program."""
+    member, out_static = _member_fn(fn, static)
+    local = _run_local(
+        member, batched, rest, n_local=n, n_valid=n, offset=0, bs=bs, reduce=reduce,
+        throw=throw, progress=progress, device=None,
+    )  # fmt: skip
+    return _finish(local, reduce, n, out_static[0] if reduce is None else None)
+
+
+# Several devices take two programs. The first runs each device's share with no
+# communication at all: a runtime error raised on one device (by `fn`) then fails the
+# program cleanly, where a collective after it would leave the other devices waiting
+# for it forever. The second merges the devices' results; `throw` is checked on the host.
+
+
+@eqx.filter_jit
+def _ensemble_per_device(fn, batched, rest, static, reduce, n, bs, mesh, progress):
+    member, out_static = _member_fn(fn, static)
+    axis = mesh.axis_names[0]
+    n_local = math.ceil(n / mesh.size)
+    batched = _pad(batched, n, n_local * mesh.size)
+    spec = PartitionSpec(axis)
+
+    def per_device(batched, rest):
+        device = lax.axis_index(axis)
+        local = _run_local(
+            member, batched, rest, n_local=n_local, n_valid=n, offset=device * n_local,
+            bs=bs, reduce=reduce, throw=False, progress=progress, device=device,
+        )  # fmt: skip
+        if reduce is None:
+            return local
+        # A leading device axis, so that out_specs can stack the devices' states.
+        return jax.tree.map(lambda x: x[None], local)
+
+    local = jax.shard_map(
+        per_device, mesh=mesh, in_specs=(spec, PartitionSpec()), out_specs=spec,
+        check_vma=False,
+    )(batched, rest)  # fmt: skip
+    # Non-array parts of fn's output come back as they are (filter_jit keeps them).
+    return local, (out_static[0] if reduce is None else None)
+
+
+@eqx.filter_jit
+def _ensemble_merge(local, out_static, reduce, n, n_dev):
+    if reduce is None:
+        local = jax.tree.map(lambda x: x[:n], local)
+    else:
+        # Fold the devices' states in order; a scan compiles the merge once, not once
+        # per device.
+        def merge(state, other):
+            merged = _reducer_map(lambda r, a, b: r.merge(a, b), reduce, state[0], other[0])
+            return (merged, state[1].merge(other[1])), None
+
+        first = jax.tree.map(lambda x: x[0], local)
+        others = jax.tree.map(lambda x: x[1:], local)
+        local, _ = lax.scan(merge, first, others, length=n_dev - 1)
+    return _finish(local, reduce, n, out_static)
+
+
+def _raise_on_host(result: EnsembleResult) -> None:
+    if int(result.num_failed) == 0:
+        return
+    first = jax.tree.map(lambda x: np.asarray(x)[:1], result.failed_results)
+    message = _message(
+        np.array([True]),
+        np.asarray(result.failed_indices)[:1],
+        np.asarray(result.failed_steps)[:1],
+        first,
+        int(result.num_failed),
+        result.num_members,
+        result.num_members,
+        False,
+    )
+    raise SimulationError(message)
+
+
+def ensemble(
+    fn: Callable[..., Any],
+    *batched_args: Any,
+    batch_size: int | None = None,
+    devices: Sequence[jax.Device] | Mesh | None = None,
+    reduce: AbstractReducer | Any | None = None,
+    throw: bool = True,
+    progress: bool = False,
+) -> EnsembleResult:
+    """Evaluate `fn` on every member of an ensemble: a sweep, a Monte Carlo run.
+
+    Member `i` is `fn(*[a[i] for a in batched_args])`, where `a[i]` slices every array leaf
+    of `a` along its leading axis (parameters, initial states, systems with batched fields,
+    PRNG keys); Python floats and other non-array leaves are shared by all members. The
+    members run as a `jax.vmap` of `fn`, `batch_size` at a time:
+    $$\\text{values} = \\big[\\, fn(x_0), \\dots, fn(x_{N-1}) \\,\\big]
+      \\quad\\text{or}\\quad \\text{reduce}\\big(fn(x_0), \\dots, fn(x_{N-1})\\big).$$
+
+    **Arguments:**
+
+    - `fn`: a function of one member's arguments returning a pytree of arrays, typically
+      `ds.simulate(...)` or part of its `Trajectory`. Call `ds.simulate(..., throw=False)`
+      inside and return the `Trajectory`, so that failures are reported with their step and
+      the member's index in the ensemble. Static (hashed by identity): define it once so
+      that repeated calls do not recompile; it may close over arrays and tracers.
+    - `batched_args`: pytrees whose array leaves all share the leading (member) axis.
+    - `batch_size`: run at most this many members at once on each device (a positive
+      int), bounding memory; `None` runs all at once (fastest while it fits).
+    - `devices`: `None` (the default device), a sequence of devices such as
+      `jax.devices()`, or a 1-d `jax.sharding.Mesh`: members are split into contiguous
+      shares, one per device, and `batch_size` applies on each. Several hosts: run the
+      same script on each, call `jax.distributed.initialize(...)` first (on CPU also
+      `jax.config.update("jax_cpu_collectives_implementation", "gloo")`), and pass
+      `jax.devices()`, all hosts' devices; statistics then come back on every host, and
+      per-member outputs as global arrays
+      (`jax.experimental.multihost_utils.process_allgather` fetches them). With devices,
+      `throw=True` is checked on the host after the run, so under `jax.jit` pass
+      `throw=False` and check `num_failed`; and use `ds.simulate(..., throw=False)` in `fn`.
+    - `reduce`: `None` to return every member's output, or a reducer (`ds.Moments()`,
+      `ds.MinMax()`, `ds.Count(...)`, `ds.Histogram(...)`, `ds.Quantiles(...)`) or a dict or
+      tuple of them, to return streaming statistics and never store all outputs.
+    - `throw`: raise `ds.SimulationError` naming the first failed member (with its step).
+      With `False`, failed members are reported in the result and the others are kept.
+    - `progress`: print chunk progress to stderr.
+
+    **Returns:** an `EnsembleResult` (`values`, `num_failed`, `failed_indices`,
+    `failed_steps`, `failed_results`, `failed`).
+
+    **Example:**
+
+    ```python
+    import jax.numpy as jnp
+    import diffsim as ds
+
+    y0 = jnp.array([1.0, 0.0, 0.0])
+
+    def final_state(rho):
+        traj = ds.simulate(ds.systems.Lorenz(rho=rho), y0, t1=1.0, dt=1e-3,
+                           integrator=ds.Tsit5Fixed(), throw=False)
+        return traj
+
+    rhos = jnp.linspace(0.0, 21.0, 100_000)
+    res = ds.ensemble(final_state, rhos, batch_size=16_384, reduce=ds.Moments())
+    res.values.mean.ys      # (1, 3): the mean final state over members
+    ```
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be callable (one member's computation); got {fn!r}.")
+    if not batched_args:
+        raise ValueError(
+            "ds.ensemble needs at least one batched argument: ds.ensemble(fn, xs, ...)."
+        )
+    n = _leading_size(batched_args)
+    if batch_size is not None and (
+        not isinstance(batch_size, (int, np.integer))
+        or isinstance(batch_size, bool)
+        or batch_size < 1
+    ):
+        raise ValueError(f"batch_size must be a positive int or None; got {batch_size!r}.")
+    if reduce is not None:
+        check_reducers(reduce)
+    if not isinstance(throw, bool):
+        raise TypeError(f"throw must be True or False; got {throw!r}.")
+    if not isinstance(progress, bool):
+        raise TypeError(f"progress must be True or False; got {progress!r}.")
+    mesh = _make_mesh(devices)
+    bs = n if batch_size is None else int(min(batch_size, n))
+
+    batched, rest = eqx.partition(batched_args, eqx.is_array)
+    rest, static = eqx.partition(_floats_to_arrays(rest), eqx.is_array)
+    if mesh is not None and _is_concrete(batched) and _is_concrete(rest):
+        # Lay the members out on the devices once, outside the compiled function.
+        n_pad = math.ceil(n / mesh.size) * mesh.size
+        batched = jax.device_put(
+            _pad(batched, n, n_pad), NamedSharding(mesh, PartitionSpec(mesh.axis_names[0]))
+        )
+        rest = jax.device_put(rest, NamedSharding(mesh, PartitionSpec()))
+    sharded_or_chunked = mesh is not None or bs < n
+    at_once = bs if mesh is None else min(bs, math.ceil(n / mesh.size))
+    try:
+        if mesh is None:
+            return _ensemble(fn, batched, rest, static, reduce, n, bs, throw, progress)
+        if throw and not (_is_concrete(batched) and _is_concrete(rest)):
+            raise ValueError(
+                "With devices=, throw=True is checked on the host after the run, which a "
+                "traced call (under jax.jit, vmap or grad) cannot do. Pass throw=False and "
+                "check result.num_failed, or call ds.ensemble outside the transformation."
+            )
+        local, out_static = _ensemble_per_device(
+            fn, batched, rest, static, reduce, n, bs, mesh, progress
+        )
+        result = _ensemble_merge(local, out_static, reduce, n, mesh.size)
+        if throw:
+            _raise_on_host(result)
+        return result
+    except jax.errors.JaxRuntimeError as e:
+        try:
+            reraise_clean(e)
+        except SimulationError as err:
+            message = str(err)
+            if message.startswith(_WHAT) or not sharded_or_chunked:
+                raise
+            raise SimulationError(
+                f"{message} (inside ds.ensemble this index counts within one chunk of "
+                f"{at_once} members on one device, not in the ensemble: call "
+                "ds.simulate(..., throw=False) in fn and return the Trajectory, so that "
+                "ds.ensemble names the member by its index in the ensemble.)"
+            ) from None
+        raise
