@@ -110,6 +110,7 @@ def test_bounds_are_respected():
     assert float(res.params.damping) > 0.09  # pressed against the upper bound
 
 
+@pytest.mark.slow  # 30-60 s on the 2-core CI machine; run with make test-slow
 def test_missing_data_is_masked():
     data = noisy(jax.random.key(5))
     keep = np.ones(TS.shape, bool)
@@ -136,8 +137,9 @@ def test_missing_data_is_masked():
     "solver,max_steps",
     [
         (optx.LevenbergMarquardt(rtol=1e-8, atol=1e-8), 256),
-        (optx.GaussNewton(rtol=1e-8, atol=1e-8), 256),
-        (optx.Dogleg(rtol=1e-8, atol=1e-8), 256),
+        # GaussNewton and Dogleg share LM's machinery; slow-marked to keep CI short.
+        pytest.param(optx.GaussNewton(rtol=1e-8, atol=1e-8), 256, marks=pytest.mark.slow),
+        pytest.param(optx.Dogleg(rtol=1e-8, atol=1e-8), 256, marks=pytest.mark.slow),
         (optx.BFGS(rtol=1e-8, atol=1e-8), 256),
         (optax.adam(0.02), 1500),
     ],
@@ -171,6 +173,7 @@ def test_every_solver_recovers_the_parameters(solver, max_steps):
     ) or isinstance(solver, optax.GradientTransformation)
 
 
+@pytest.mark.slow  # 30-60 s on the 2-core CI machine; run with make test-slow
 def test_general_loss_with_minimiser_and_laplace_covariance():
     # A Gaussian negative log-likelihood: its inverse Hessian is the same covariance as
     # Gauss-Newton's with known sigma (they agree up to the curvature of the residuals).
@@ -280,6 +283,7 @@ def test_trajectory_model_matches_a_handwritten_model():
     assert np.allclose(model(TRUE), pendulum_model(TRUE), rtol=1e-12)
 
 
+@pytest.mark.slow  # 30-60 s on the 2-core CI machine; run with make test-slow
 def test_multiple_shooting_agrees_with_single_shooting():
     model = ds.TrajectoryModel(
         build=lambda p: (p, p.initial_state(1.0)), ts=TS, dt=0.02, observe=lambda t, y: y.q

@@ -6,6 +6,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import diffsim as ds
 from diffsim.systems import Heat1D, Heat2D
@@ -91,6 +92,7 @@ def test_heat2d_eigenmode_decay_with_kvaerno5():
     assert spatial > 1e-4  # the continuum check is not vacuous on this coarse grid
 
 
+@pytest.mark.slow  # ~20 s; run with make test-slow
 def test_gradients_wrt_every_parameter():
     n = 6
 

@@ -5,6 +5,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import diffsim as ds
 from diffsim.systems import Kepler, OrbitalElements, solve_kepler
@@ -104,6 +105,7 @@ def test_two_body_nbody_relative_motion_is_kepler():
     np.testing.assert_allclose(traj.ys.q[-1, 1] - traj.ys.q[-1, 0], exact.q, atol=1e-11)
 
 
+@pytest.mark.slow  # ~25 s; run with make test-slow
 def test_gradients_wrt_mu_and_every_element():
     def final(p):
         mu, *elements = p

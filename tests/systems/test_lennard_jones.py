@@ -94,6 +94,7 @@ def test_pressure_is_minus_volume_derivative_and_temperature():
     np.testing.assert_allclose(system.momentum(y), 0.0, atol=1e-12)
 
 
+@pytest.mark.slow  # ~20 s; run with make test-slow
 def test_energy_conserved_with_leapfrog():
     # 343 particles, liquid state point (density 0.8, T ~ 1.3), 1000 velocity-Verlet steps
     # of 0.004 (4 LJ time units). The switched potential has continuous forces, so the

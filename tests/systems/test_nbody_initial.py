@@ -5,6 +5,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import diffsim as ds
 from tests.helpers import central_difference
@@ -98,6 +99,7 @@ def test_plummer_virial_equilibrium_and_profile():
     assert abs(np.mean(inside) - 2**-1.5) < 0.015  # binomial std 0.004 for 4 x 4000
 
 
+@pytest.mark.slow  # ~20 s; run with make test-slow
 def test_plummer_jit_vmap_and_dtypes():
     def sample(key):
         return ds.systems.plummer(64, key, total_mass=2.0, scale_radius=0.5, G=3.0)

@@ -4,6 +4,7 @@ conservation, cloth, gradients against finite differences."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import diffsim as ds
 from diffsim.systems import SpringMassNetwork
@@ -61,6 +62,7 @@ def test_hanging_chain_static_equilibrium():
     np.testing.assert_allclose(chain.stretches(traj.ys.q[-1]), stretch, atol=1e-8)
 
 
+@pytest.mark.slow  # ~16 s; run with make test-slow
 def test_cloth_energy_conserved_without_damping():
     cloth, y0 = SpringMassNetwork.cloth(6, 5, spacing=0.1, stiffness=300.0, bend_stiffness=20.0)
     # 5 x 5 + 6 x 4 structural, 2 x 5 x 4 shear, 4 x 5 + 6 x 3 bending springs.
