@@ -7,6 +7,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import diffsim as ds
 from diffsim.systems import BouncingBall, SoftBouncingBall
@@ -98,6 +99,8 @@ def test_soft_contact_gradients_wrt_every_parameter():
     np.testing.assert_allclose(grad, fd, rtol=1e-5)
 
 
+@pytest.mark.slow  # ~11 s; run with make test-slow
+@pytest.mark.slow  # over 5 s; run with `make test-slow`
 def test_jit_vmap_and_precisions():
     def make_event(e):
         return BouncingBall(restitution=e)

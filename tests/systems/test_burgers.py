@@ -6,6 +6,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import diffsim as ds
 from diffsim.systems import Burgers1D
@@ -66,6 +67,7 @@ def test_gradients_wrt_every_parameter():
     np.testing.assert_allclose(grad, central_difference(jax.jit(loss), p), rtol=1e-6)
 
 
+@pytest.mark.slow  # over 5 s; run with `make test-slow`
 def test_jit_vmap_and_precisions():
     burgers = Burgers1D(length=2 * math.pi, periodic=True)
     u0 = jnp.sin(burgers.grid(32))

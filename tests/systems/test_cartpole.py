@@ -5,6 +5,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from scipy.signal import place_poles
 
 import diffsim as ds
@@ -120,6 +121,7 @@ def test_gradients_wrt_every_parameter_and_the_controller():
     np.testing.assert_allclose(grad, central_difference(jax.jit(loss), p), rtol=1e-6)
 
 
+@pytest.mark.slow  # over 5 s; run with `make test-slow`
 def test_jit_vmap_and_precisions():
     y0 = CartPole().initial_state(0.0, 0.5)
 

@@ -125,6 +125,7 @@ class _Dipole(eqx.Module):
         )
 
 
+@pytest.mark.slow  # over 5 s; run with `make test-slow`
 def test_gradients_wrt_every_parameter():
     def loss(p):
         charge, mass, ex, ey, b0, scale = p
@@ -144,6 +145,7 @@ def test_gradients_wrt_every_parameter():
     np.testing.assert_allclose(grad, central_difference(jax.jit(loss), p), rtol=1e-6)
 
 
+@pytest.mark.slow  # over 5 s; run with `make test-slow`
 def test_jit_vmap_and_precisions():
     y0 = ds.PhaseState(q=jnp.zeros(3), v=jnp.array([0.0, 1.0, 0.1]))
 

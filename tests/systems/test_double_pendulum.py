@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import diffsim as ds
 from tests.helpers import central_difference
@@ -85,6 +86,7 @@ def test_gradient_wrt_every_parameter():
     np.testing.assert_allclose(grad, central_difference(jax.jit(final), p), rtol=1e-6)
 
 
+@pytest.mark.slow  # over 5 s; run with `make test-slow`
 def test_jit_vmap_and_precisions():
     lengths = jnp.linspace(0.5, 1.5, 4)
 

@@ -44,6 +44,7 @@ def test_heat1d_eigenmode_decay_with_kvaerno5():
     assert explicit.result == ds.RESULTS.max_steps_reached
 
 
+@pytest.mark.slow  # over 5 s; run with `make test-slow`
 def test_heat1d_variable_diffusivity_steady_state():
     # D(x) = 1 + x on [0, 1], u(0) = 1, u(1) = 0: the steady flux D u' is constant, so
     # u = 1 - log(1 + x) / log 2. The scheme is second order; its error constant is set
@@ -67,6 +68,7 @@ def test_heat1d_periodic_conserves_total_heat():
     assert float(traj.ys[-1].max()) < 0.9 * float(u0.max())  # and it spreads
 
 
+@pytest.mark.slow  # over 5 s; run with `make test-slow`
 def test_heat2d_eigenmode_decay_with_kvaerno5():
     D, Lx, Ly, nx, ny, t1 = 0.2, 2.0, 1.0, 11, 9, 0.5
     heat = Heat2D(diffusivity=D, length_x=Lx, length_y=Ly)
@@ -121,6 +123,7 @@ def test_gradients_wrt_every_parameter():
     np.testing.assert_allclose(grad, central_difference(jax.jit(loss2), p), rtol=1e-6)
 
 
+@pytest.mark.slow  # over 5 s; run with `make test-slow`
 def test_jit_vmap_and_precisions():
     u0 = jnp.sin(math.pi * Heat1D().grid(16))
 

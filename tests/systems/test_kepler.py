@@ -131,6 +131,7 @@ def test_gradients_wrt_mu_and_every_element():
     )
 
 
+@pytest.mark.slow  # over 5 s; run with `make test-slow`
 def test_jit_vmap_and_precisions():
     y0 = Kepler(mu=1.0).initial_state(1.0, 0.3, dim=2)
 

@@ -162,13 +162,15 @@ def test_neighbour_list_matches_and_falls_back_when_stale():
     np.testing.assert_allclose(listed.pressure(y), system.pressure(y), rtol=1e-12)
 
 
+@pytest.mark.slow  # ~11 s; run with make test-slow
 def test_cell_overflow_raises():
     system, y = _perturbed_lattice(7, 0.8, jax.random.key(1))
     tight = LennardJones(box=system.box, neighbours=CellList(grid=(3, 3, 3), capacity=4))
     with pytest.raises(Exception, match="capacity"):
-        jax.block_until_ready(tight.acceleration(0.0, y.q, y.v))
+        jax.block_until_ready(jax.jit(lambda q: tight.acceleration(0.0, q, q))(y.q))
 
 
+@pytest.mark.slow  # over 5 s; run with `make test-slow`
 def test_gradients_wrt_every_parameter():
     system, y0 = _perturbed_lattice(3, 0.05, jax.random.key(6))
     y0 = ds.PhaseState(q=y0.q * 0.75, v=y0.v)  # denser (box 6.1), so pairs interact
@@ -185,6 +187,7 @@ def test_gradients_wrt_every_parameter():
     np.testing.assert_allclose(grad, central_difference(jax.jit(loss), p), rtol=1e-6)
 
 
+@pytest.mark.slow  # over 5 s; run with `make test-slow`
 def test_jit_vmap_and_precisions():
     system, y0 = _perturbed_lattice(3, 0.05, jax.random.key(8))
     y0 = ds.PhaseState(q=y0.q * 0.75, v=y0.v)

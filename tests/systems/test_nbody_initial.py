@@ -61,6 +61,7 @@ def test_solar_system_energy_error_bounded_with_yoshida4():
     assert second_rk4 > 1.8 * first_rk4 and second_rk4 > 30 * second  # a secular drift
 
 
+@pytest.mark.slow  # over 5 s; run with `make test-slow`
 def test_solar_system_gradient_wrt_masses_and_G():
     # Relative perturbations (masses span 1 to 1e-8): d/ds of Jupiter's and Saturn's
     # positions after 2000 days, with masses m exp(s_i) and G exp(s_G).
@@ -100,6 +101,7 @@ def test_plummer_virial_equilibrium_and_profile():
 
 
 @pytest.mark.slow  # ~20 s; run with make test-slow
+@pytest.mark.slow  # over 5 s; run with `make test-slow`
 def test_plummer_jit_vmap_and_dtypes():
     def sample(key):
         return ds.systems.plummer(64, key, total_mass=2.0, scale_radius=0.5, G=3.0)

@@ -23,7 +23,12 @@ def _gravity(s, theta):
 @pytest.mark.parametrize(
     "phi,theta", [(_gravity, (1.3, 0.05)), (_gravity, (1.0, 0.0)), (_lj, (0.8, 0.3))]
 )
-@pytest.mark.parametrize("block_size", [None, 1, 7, 64])
+# None: one block; 7: several blocks with padding (23 = 3 x 7 + 2); 1 and 64 (one row per
+# block, a block larger than n) run with make test-slow.
+@pytest.mark.parametrize(
+    "block_size",
+    [None, 7, pytest.param(1, marks=pytest.mark.slow), pytest.param(64, marks=pytest.mark.slow)],
+)
 def test_custom_vjp_matches_autodiff(phi, theta, block_size):
     n, d = 23, 3
     q = jax.random.uniform(jax.random.key(0), (n, d)) * 3.0

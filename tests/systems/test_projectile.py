@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import diffsim as ds
 from tests.helpers import central_difference
@@ -76,6 +77,7 @@ def test_gradient_wrt_every_parameter_through_the_apex():
     np.testing.assert_allclose(grad, central_difference(jax.jit(loss), p), rtol=1e-7)
 
 
+@pytest.mark.slow  # over 5 s; run with `make test-slow`
 def test_jit_vmap_and_precisions():
     y0 = ds.systems.Projectile().initial_state(30.0, 0.9)
 

@@ -112,6 +112,7 @@ def test_gradients_wrt_every_parameter():
     np.testing.assert_allclose(grad, central_difference(jax.jit(loss), p), rtol=1e-6, atol=1e-10)
 
 
+@pytest.mark.slow  # over 5 s; run with `make test-slow`
 def test_jit_vmap_and_precisions():
     chain, y0 = SpringMassNetwork.chain(5, spacing=0.1, direction=(1.0, 0.0), damping=0.1)
 

@@ -6,6 +6,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from scipy.integrate import solve_ivp
 
 import diffsim as ds
@@ -106,6 +107,7 @@ def test_gradient_wrt_mu():
     np.testing.assert_allclose(grad, central_difference(jax.jit(final), mu), rtol=1e-7)
 
 
+@pytest.mark.slow  # over 5 s; run with `make test-slow`
 def test_jit_vmap_and_precisions():
     y0 = ds.systems.VanDerPol().initial_state(1.0)
 

@@ -6,6 +6,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import diffsim as ds
 from diffsim.systems import Wave1D
@@ -31,6 +32,7 @@ def test_standing_wave():
     assert phase > 1e-3
 
 
+@pytest.mark.slow  # over 5 s; run with `make test-slow`
 def test_dalembert_pulse_converges_at_second_order():
     # From rest, u = (f(x - ct) + f(x + ct)) / 2 on a periodic line (d'Alembert).
     def pulse(x):
@@ -90,6 +92,7 @@ def test_gradients_wrt_every_parameter():
     np.testing.assert_allclose(grad, central_difference(jax.jit(loss), p), rtol=1e-6)
 
 
+@pytest.mark.slow  # over 5 s; run with `make test-slow`
 def test_jit_vmap_and_precisions():
     x = Wave1D().grid(20)
     y0 = Wave1D().initial_state(jnp.sin(math.pi * x))
