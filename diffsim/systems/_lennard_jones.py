@@ -79,7 +79,8 @@ class NeighbourList(eqx.Module):
     The list is data carried by the system, so `ds.simulate` cannot refresh it: roll out
     in chunks and rebuild between them with `system.with_neighbour_list(q)` (cheap, one
     cell-list pass). Within a chunk every force evaluation checks the displacement and,
-    once it exceeds `skin / 2`, falls back to the cell list (`cells`): always correct,
+    once it exceeds `skin / 2`, falls back to the cell list `cells` (or to all pairs
+    when the box is under three `cutoff + skin` wide and `cells` is None): always correct,
     only slower. (Under `jax.vmap` both branches run.) Overflowing `max_neighbours` or a
     cell's capacity raises at run time.
 
@@ -90,7 +91,7 @@ class NeighbourList(eqx.Module):
     reference: Array
     skin: float = eqx.field(static=True)
     max_neighbours: int = eqx.field(static=True)
-    cells: CellList = eqx.field(static=True)
+    cells: CellList | None = eqx.field(static=True)
 
 
 def _switch(s, onset2, cutoff2):
@@ -214,6 +215,8 @@ class LennardJones(AbstractMechanicalSystem):
                 return neighbour_pair_sum(q, 1.0, phi, theta, self.box, self.cutoff, nb.idx)
 
             def celled(q):
+                if nb.cells is None:
+                    return periodic_pair_sum(q, 1.0, phi, theta, self.box, self.cutoff)
                 grid, cap = nb.cells.grid, nb.cells.capacity
                 return cell_pair_sum(q, 1.0, phi, theta, self.box, self.cutoff, grid, cap)
 
@@ -233,6 +236,8 @@ class LennardJones(AbstractMechanicalSystem):
                 return neighbour_pair_energy(q, u, theta, self.box, self.cutoff, nb.idx)
 
             def celled(q):
+                if nb.cells is None:
+                    return periodic_pair_energy(q, u, theta, self.box, self.cutoff)
                 grid, cap = nb.cells.grid, nb.cells.capacity
                 return cell_pair_energy(q, u, theta, self.box, self.cutoff, grid, cap)
 
@@ -259,19 +264,25 @@ class LennardJones(AbstractMechanicalSystem):
         `cutoff + skin`. Call it again between chunks of a rollout (see
         `NeighbourList`). Static sizes (`max_neighbours`, default 1.5 times the mean
         count at this density plus 16; `cells`, default `CellList.for_box` with cells
-        `cutoff + skin` wide) need concrete `q` and `box` on the first call; pass them
-        explicitly to call it under `jax.jit`."""
+        `cutoff + skin` wide, or none in a box under three such cells wide, where the
+        list is built from all pairs) need a concrete `box`; to call this under
+        `jax.jit`, pass both, taken from a first call outside (`system.neighbours`)."""
         n, d = q.shape
         radius = self.cutoff + skin
         if cells is None or max_neighbours is None:
             box = np.broadcast_to(np.asarray(self.box, float), (d,))
-            if cells is None:
+            if cells is None and np.all(np.floor(box / radius) >= 3):
                 cells = CellList.for_box(box, radius, n)
             if max_neighbours is None:
                 ball = math.pi ** (d / 2) / math.gamma(d / 2 + 1) * radius**d
                 max_neighbours = int(1.5 * n / np.prod(box) * ball) + 16
         idx, overflow = build_neighbour_list(
-            q, self.box, radius, cells.grid, cells.capacity, max_neighbours
+            q,
+            self.box,
+            radius,
+            None if cells is None else cells.grid,
+            None if cells is None else cells.capacity,
+            max_neighbours,
         )
         idx = eqx.error_if(
             idx,

@@ -310,16 +310,21 @@ def build_neighbour_list(
     q: Float[Array, "n d"],
     box,
     radius: float,
-    grid: tuple[int, ...],
-    capacity: int,
+    grid: tuple[int, ...] | None,
+    capacity: int | None,
     max_neighbours: int,
 ) -> tuple[Int[Array, "n k"], Array]:
     """Each particle's neighbours within `radius` (the cutoff plus a skin), from a cell
-    list, compacted to `max_neighbours` slots (`n` marks an empty slot); and whether
-    some particle or cell had too many. Not differentiable (integer output)."""
+    list (or from all pairs when `grid` is None: small boxes), compacted to
+    `max_neighbours` slots (`n` marks an empty slot); and whether some particle or cell
+    had too many. Not differentiable (integer output)."""
     q, box = lax.stop_gradient(q), lax.stop_gradient(box)
     n = q.shape[0]
-    candidates, cell_overflow = cell_candidates(q, box, grid, capacity)
+    if grid is None:
+        candidates = jnp.broadcast_to(jnp.arange(n), (n, n))
+        cell_overflow = jnp.asarray(False)
+    else:
+        candidates, cell_overflow = cell_candidates(q, box, grid, capacity)
     _, _, mask = _cell_geometry(q, candidates, box, float(radius) ** 2)
     # Compact each row's neighbours to the front by scattering them to their running
     # count (cheaper than sorting every row); slots past max_neighbours are dropped.
