@@ -58,7 +58,8 @@ class CartPole(AbstractMechanicalSystem):
         def __call__(self, t, q, v):
             return -jnp.sum(self.gain * jnp.concatenate([q, v], -1), -1)
 
-    cartpole = ds.systems.CartPole(force=Feedback(jnp.array([-1.0, 30.0, -2.0, 6.0])))
+    # Gains from pole placement on the linearisation (closed-loop poles near -2 and -5).
+    cartpole = ds.systems.CartPole(force=Feedback(jnp.array([-6.1, -49.3, -7.8, -10.9])))
     traj = ds.simulate(cartpole, cartpole.initial_state(angle=0.1), t1=5.0, dt=1e-2)
     ```
     """

@@ -214,7 +214,8 @@ class Kepler(AbstractMechanicalSystem):
     ```python
     kepler = ds.systems.Kepler(mu=1.0)
     y0 = kepler.initial_state(semi_major_axis=1.0, eccentricity=0.5, dim=2)
-    traj = ds.simulate(kepler, y0, t1=2 * jnp.pi, dt=1e-3, integrator=ds.Yoshida4())
+    traj = ds.simulate(kepler, y0, n_steps=1000, dt=2 * jnp.pi / 1000,
+                       integrator=ds.Yoshida4())  # one period
     ```
     """
 
