@@ -23,7 +23,7 @@ Throughput is trajectory-steps per second: N times the steps each member takes (
 (RK4, every step saved, float32) through `ds.Moments()` in chunks of 10,000, and reports
 XLA's compiled memory with and without chunking and the process's peak RSS.
 
-Run: `python benchmarks/ensemble.py` (about 10 minutes on the 2-core CPU), `--quick` for
+Run: `python benchmarks/ensemble.py` (6 minutes on the idle 2-core CPU), `--quick` for
 two sizes and three rounds, `--sizes 10 12 14` for chosen powers of two.
 ds.ensemble and the scan take turns in many rounds (21 at N = 2^10 down to 5 at 2^15 and
 2^16); vmap(diffrax), 10-20x slower, is timed against ds.ensemble in fewer rounds.

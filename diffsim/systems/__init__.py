@@ -38,5 +38,6 @@ from ._nbody_initial import (
 from ._pendulum import Pendulum as Pendulum
 from ._projectile import Projectile as Projectile
 from ._spring_mass import SpringMassNetwork as SpringMassNetwork
+from ._stochastic import Langevin as Langevin, OrnsteinUhlenbeck as OrnsteinUhlenbeck
 from ._van_der_pol import VanDerPol as VanDerPol
 from ._wave import Wave1D as Wave1D
