@@ -17,11 +17,12 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed-test
 	$(BIN)/python scenarios/pendulum_demo.py --out out
 
+# Two workers (pytest-xdist): the tests are mostly single-threaded XLA compilation.
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 test-slow: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -n 2 -m slow
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/rollout.py

@@ -1,19 +1,30 @@
 """The `diffsim` command.
 
 ```
-diffsim --version                    print the version
-diffsim list                         list the scenarios, with the first line of each docstring
-diffsim run NAME [--smoke] [--out DIR]   run scenarios/NAME.py with this Python
+diffsim --version                      print the version
+diffsim list                           the scenarios, each with its one-line description
+diffsim run NAME [--smoke] [--out DIR] [--set KEY=VALUE ...]
+                                       run a scenario (figures and a summary under DIR)
+diffsim run NAME --help                that scenario's settings and their defaults
+diffsim bench [NAME] [--quick]         run a benchmark (default: rollout, gradients, fit)
 ```
 
-Scenarios are found in the `scenarios/` folder of the source checkout, next to the
-`diffsim/` package folder, so these commands need a clone (installed with
-`pip install -e .`); a wheel does not contain them yet (a later change ships them as
-package data). A scenario is any `scenarios/NAME.py` whose name does not start with `_`.
+Where scenarios come from: a scenario is any `NAME.py` whose name does not start with
+`_` in the first of these folders that exists:
 
-`run` starts the scenario as a subprocess with the same Python interpreter and returns
-its exit status. Errors (an unknown scenario, no scenarios folder) are one line on
-stderr and exit status 2.
+1. `scenarios/` next to the `diffsim/` package folder, in a source checkout (recognised
+   by its `pyproject.toml`; `pip install -e .` or `PYTHONPATH=.`);
+2. `diffsim/_scenarios/`, the copy of `scenarios/` that the wheel ships as package data
+   (`pip install diffsim`).
+
+`diffsim list` says which one it used. Benchmarks (`benchmarks/`) exist only in a source
+checkout.
+
+`run` and `bench` start the script as a subprocess with the same Python interpreter and
+return its exit status; `--smoke`, `--out` and every `--set` are passed on to the scenario,
+which checks them (an unknown setting or a value of the wrong type is a one-line error
+and exit status 2). Errors of the command itself (an unknown scenario, no scenarios
+folder) are one line on stderr and exit status 2, never a traceback.
 """
 
 import argparse
@@ -24,24 +35,41 @@ from pathlib import Path
 
 from . import __version__
 
-SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+_PACKAGE = Path(__file__).resolve().parent
+_CHECKOUT = _PACKAGE.parent
+# `make bench`'s set: the three that compare against a hand-written reference.
+DEFAULT_BENCHMARKS = ("rollout", "gradients", "fit")
 
 
 class _CLIError(Exception):
     """A user error: printed as one line, exit status 2."""
 
 
+def scenarios_folder() -> tuple[Path, str]:
+    """`(folder, where)`: the scenarios folder in use and `"source checkout"` or
+    `"package data"`."""
+    checkout = _CHECKOUT / "scenarios"
+    if checkout.is_dir() and (_CHECKOUT / "pyproject.toml").is_file():
+        return checkout, "source checkout"
+    shipped = _PACKAGE / "_scenarios"
+    if shipped.is_dir():
+        return shipped, "package data"
+    raise _CLIError(
+        f"no scenarios found: neither {checkout} (a source checkout) nor {shipped} (the "
+        "wheel's package data) exists. Reinstall diffsim, or clone it and pip install -e ."
+    )
+
+
+def _scripts(folder: Path) -> dict[str, Path]:
+    return {p.stem: p for p in sorted(folder.glob("*.py")) if not p.stem.startswith("_")}
+
+
 def _scenarios() -> dict[str, Path]:
-    if not SCENARIOS.is_dir():
-        raise _CLIError(
-            f"no scenarios folder at {SCENARIOS}; scenarios ship with the source checkout "
-            "(git clone, then pip install -e .)."
-        )
-    return {p.stem: p for p in sorted(SCENARIOS.glob("*.py")) if not p.stem.startswith("_")}
+    return _scripts(scenarios_folder()[0])
 
 
 def _summary(path: Path) -> str:
-    """The first line of the module docstring, read without importing the scenario."""
+    """The first line of the module docstring, read without importing the script."""
     try:
         doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
     except (SyntaxError, UnicodeDecodeError, OSError):
@@ -49,46 +77,136 @@ def _summary(path: Path) -> str:
     return doc.strip().splitlines()[0] if doc and doc.strip() else ""
 
 
+def _pick(kind: str, name: str, available: dict[str, Path]) -> Path:
+    name = name.removesuffix(".py")
+    if name not in available:
+        raise _CLIError(
+            f"unknown {kind} {name!r}; available: {', '.join(available) or 'none'}"
+            + (" (see `diffsim list`)." if kind == "scenario" else ".")
+        )
+    return available[name]
+
+
+def _call(command: list[str]) -> int:
+    try:
+        return subprocess.run(command, check=False).returncode
+    except KeyboardInterrupt:  # the child got the Ctrl-C too; no traceback from us
+        return 130
+
+
 def _list(args: argparse.Namespace) -> int:
-    scenarios = _scenarios()
+    folder, where = scenarios_folder()
+    scenarios = _scripts(folder)
     width = max((len(name) for name in scenarios), default=0)
     for name, path in scenarios.items():
         print(f"{name:<{width}}  {_summary(path)}")
+    print(f"\n{len(scenarios)} scenarios from {folder} ({where}); run one with `diffsim run NAME`.")
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
-    scenarios = _scenarios()
-    name = args.name.removesuffix(".py")
-    if name not in scenarios:
-        raise _CLIError(
-            f"unknown scenario {args.name!r}; available: {', '.join(scenarios) or 'none'} "
-            "(see `diffsim list`)."
-        )
-    command = [sys.executable, str(scenarios[name])]
+    if args.name is None:
+        if args.help:
+            _parser().parse_args(["run", "--help-run"])
+        raise _CLIError("run needs a scenario NAME; see `diffsim list`.")
+    command = [sys.executable, str(_pick("scenario", args.name, _scenarios()))]
+    if args.help:
+        return _call(command + ["--help"])
     if args.smoke:
         command.append("--smoke")
     if args.out is not None:
         command += ["--out", args.out]
-    try:
-        return subprocess.run(command, check=False).returncode
-    except KeyboardInterrupt:  # the scenario got the Ctrl-C too; no traceback from us
-        return 130
+    for item in args.set:
+        command += ["--set", item]
+    return _call(command)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    folder = _CHECKOUT / "benchmarks"
+    if not (folder.is_dir() and (_CHECKOUT / "pyproject.toml").is_file()):
+        raise _CLIError(
+            "benchmarks ship with the source checkout only: git clone the repository, "
+            "pip install -e ., then run `diffsim bench` there."
+        )
+    available = _scripts(folder)
+    names = [args.name] if args.name else list(DEFAULT_BENCHMARKS)
+    paths = [_pick("benchmark", name, available) for name in names]
+    for path in paths:
+        if len(paths) > 1:
+            print(f"== {path.stem}: {_summary(path)}", flush=True)
+        status = _call([sys.executable, str(path)] + (["--quick"] if args.quick else []))
+        if status != 0:
+            return status
+    return 0
+
+
+_EPILOG = """\
+examples:
+  diffsim list
+  diffsim run pendulum_demo                      # the flagship demo, figures under out/
+  diffsim run pendulum_demo --smoke --out /tmp/demo
+  diffsim run lorenz_ensemble --set n_members=100000
+  diffsim run pendulum_demo --help               # a scenario's settings
+  diffsim bench rollout --quick
+"""
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="diffsim", description="Differentiable physics simulation on JAX."
+        prog="diffsim",
+        description="Differentiable physics simulation on JAX: run the scenarios and "
+        "benchmarks that come with diffsim.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"diffsim {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    listing = commands.add_parser("list", help="list the scenarios")
+
+    listing = commands.add_parser(
+        "list",
+        help="list the scenarios with one-line descriptions",
+        description="List the scenarios, each with the first line of its docstring, and "
+        "the folder they were found in.",
+    )
     listing.set_defaults(func=_list)
-    run = commands.add_parser("run", help="run a scenario")
-    run.add_argument("name", metavar="NAME", help="a scenario, as shown by `diffsim list`")
-    run.add_argument("--smoke", action="store_true", help="the scenario's small size")
-    run.add_argument("--out", metavar="DIR", help="output folder (the scenario's default: out)")
+
+    run = commands.add_parser(
+        "run",
+        help="run a scenario",
+        description="Run a scenario as a subprocess: it writes its figures (PNG, GIF) and "
+        "a summary under --out and prints a short report. `diffsim run NAME --help` "
+        "lists that scenario's settings, which --set changes.",
+        add_help=False,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  diffsim run pendulum_demo --smoke --out /tmp/demo\n"
+        "  diffsim run pendulum_demo --set noise=0.2 --set n_members=100000\n",
+    )
+    run.add_argument("name", metavar="NAME", nargs="?", help="a scenario, see `diffsim list`")
+    run.add_argument(
+        "-h", "--help", action="store_true", help="this help, or with NAME the scenario's own"
+    )
+    run.add_argument("--help-run", action="help", help=argparse.SUPPRESS)
+    run.add_argument("--smoke", action="store_true", help="the scenario's small size (CI's)")
+    run.add_argument("--out", metavar="DIR", help="output folder (default: out)")
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change a setting (repeatable); `diffsim run NAME --help` lists them",
+    )
     run.set_defaults(func=_run)
+
+    bench = commands.add_parser(
+        "bench",
+        help="run a benchmark (source checkout only)",
+        description="Run benchmarks/NAME.py, or without NAME the standard set "
+        f"({', '.join(DEFAULT_BENCHMARKS)}), the same as `make bench`. Each prints its "
+        "timings against a reference implementation run in the same process.",
+    )
+    bench.add_argument("name", metavar="NAME", nargs="?", help="a file in benchmarks/")
+    bench.add_argument("--quick", action="store_true", help="fewer repeats and sizes")
+    bench.set_defaults(func=_bench)
     return parser
 
 

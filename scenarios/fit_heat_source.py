@@ -12,11 +12,10 @@ prior flattens the peak a little), truth within 2 stderr at 92% of the nodes, lo
 noise level. Exits with status 1 if the error bars are dishonest (truth within 2 stderr
 at fewer than 80% of nodes) or the RMS error exceeds 15%.
 
-Run: `python scenarios/fit_heat_source.py [--smoke] [--out DIR]`.
+Run: `diffsim run fit_heat_source` or `python scenarios/fit_heat_source.py [--smoke] [--out
+DIR] [--set n_nodes=60 ...]` (`--smoke`: 20 nodes, 6 sensors, 15 times).
 """
 
-import argparse
-import os
 import sys
 import time
 
@@ -32,6 +31,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import diffsim as ds  # noqa: E402
+from diffsim._scenario import scenario_args  # noqa: E402
+
+CONFIG = dict(
+    n_nodes=40,  # finite-volume nodes, one diffusivity value each
+    n_sensors=8,
+    n_times=25,  # readings per sensor
+    noise=0.005,
+    seed=0,
+    progress=True,  # print the loss at every iteration
+)
+SMOKE = dict(n_nodes=20, n_sensors=6, n_times=15)
 
 
 def true_diffusivity(x):
@@ -39,14 +49,9 @@ def true_diffusivity(x):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--smoke", action="store_true", help="a smaller grid and fewer sensors (CI)"
-    )
-    parser.add_argument("--out", default="out", help="folder for the figure")
-    args = parser.parse_args(argv)
-    n, n_sensors, n_times = (20, 6, 15) if args.smoke else (40, 8, 25)
-    t1, dt, noise = 0.4, 1e-3, 0.005
+    config, out = scenario_args(__doc__, CONFIG, SMOKE, argv, name="fit_heat_source")
+    n, n_sensors, n_times = config.n_nodes, config.n_sensors, config.n_times
+    t1, dt, noise = 0.4, 1e-3, config.noise
 
     rod = ds.systems.Heat1D(diffusivity=0.04)
     x = rod.grid(n)
@@ -60,7 +65,7 @@ def main(argv=None):
         return traj.ys[:, sensors]
 
     truth = ds.systems.Heat1D(diffusivity=true_diffusivity(x))
-    key = jax.random.key(0)
+    key = jax.random.key(config.seed)
     observed = model(truth) + noise * jax.random.normal(key, (n_times, n_sensors))
 
     start = ds.systems.Heat1D(diffusivity=jnp.full(n, 0.04))
@@ -75,6 +80,7 @@ def main(argv=None):
         sigma=noise,
         prior=lambda s: smoothness * jnp.diff(s.diffusivity),
         max_steps=200,
+        progress=config.progress,
     )
     elapsed = time.perf_counter() - t
     D_fit, D_true = np.asarray(res.params.diffusivity), np.asarray(true_diffusivity(x))
@@ -91,7 +97,6 @@ def main(argv=None):
         "good fit at the noise level)"
     )
 
-    os.makedirs(args.out, exist_ok=True)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     ax1.plot(x, D_true, "k-", label="true D(x)")
     ax1.plot(x, D_fit, "C0-", label="recovered")
@@ -108,7 +113,7 @@ def main(argv=None):
     ax2.set(xlabel="t (s)", ylabel="u", title="sensors: data (dots) and fit (lines)")
     ax2.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    path = os.path.join(args.out, "fit_heat_source.png")
+    path = out / "fit_heat_source.png"
     fig.savefig(path, dpi=110)
     print(f"wrote {path}")
     return 0 if (rms < 0.15 and inside >= 0.8) else 1

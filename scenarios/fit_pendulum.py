@@ -16,13 +16,11 @@ What it shows:
 - the noise level estimated from the residuals, against the 0.02 rad used;
 - data, fit and residuals in one figure (`fit_pendulum.png`).
 
-Run: `python scenarios/fit_pendulum.py --out out` (`--smoke` fits 100 readings over 5 s
-instead).
+Run: `diffsim run fit_pendulum` or `python scenarios/fit_pendulum.py --out out` (`--smoke`
+fits 100 readings over 5 s instead; `--set noise=0.05` and the like).
 """
 
-import argparse
 import time
-from pathlib import Path
 
 import jax
 import matplotlib
@@ -37,26 +35,31 @@ import numpy as np  # noqa: E402
 
 import diffsim as ds  # noqa: E402
 import diffsim.plot as dsplot  # noqa: E402
+from diffsim._scenario import scenario_args  # noqa: E402
 
-LENGTH = 1.3  # m
-DAMPING = 0.2  # 1/s
-ANGLE0 = 1.0  # rad, released at rest
-NOISE = 0.02  # rad
+CONFIG = dict(
+    length=1.3,  # m, the truth
+    damping=0.2,  # 1/s, the truth
+    angle0=1.0,  # rad, released at rest
+    noise=0.02,  # rad
+    n_readings=200,  # one every 0.05 s: 10 s
+    seed=0,
+    progress=True,  # print the loss at every iteration
+)
+SMOKE = dict(n_readings=100)  # 5 s
+
 DT = 0.01  # s
 READ_EVERY = 5  # steps: one reading every 0.05 s
-N_READINGS = 200  # 10 s
-N_READINGS_SMOKE = 100  # 5 s
 START = ds.systems.Pendulum(length=1.0, damping=0.05)
-SEED = 0
 MAX_SIGMAS = 2.0
 
 
-def make_model(n_readings: int):
+def make_model(n_readings: int, angle0: float):
     """`model(pendulum) -> angles` at the reading times `DT * READ_EVERY * (1..n)`."""
     t1 = DT * READ_EVERY * n_readings
 
     def model(pendulum):
-        y0 = pendulum.initial_state(ANGLE0)
+        y0 = pendulum.initial_state(angle0)
         traj = ds.simulate(pendulum, y0, t1=t1, dt=DT, saveat=ds.SaveAt(every=READ_EVERY))
         return traj.ys.q[1:]  # SaveAt(every=k) includes t0, which is not a reading
 
@@ -64,17 +67,14 @@ def make_model(n_readings: int):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("out"), help="output folder")
-    parser.add_argument(
-        "--smoke", action="store_true", help=f"fit {N_READINGS_SMOKE} readings (5 s) instead"
-    )
-    args = parser.parse_args(argv)
-    n = N_READINGS_SMOKE if args.smoke else N_READINGS
-    args.out.mkdir(parents=True, exist_ok=True)
+    config, out = scenario_args(__doc__, CONFIG, SMOKE, argv, name="fit_pendulum")
+    n = config.n_readings
+    LENGTH, DAMPING, ANGLE0, NOISE, SEED = (
+        config.length, config.damping, config.angle0, config.noise, config.seed
+    )  # fmt: skip
     start = time.perf_counter()
 
-    model = make_model(n)
+    model = make_model(n, ANGLE0)
     ts = DT * READ_EVERY * np.arange(1, n + 1)
     truth = ds.systems.Pendulum(length=LENGTH, damping=DAMPING)
     rng = np.random.default_rng(SEED)
@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         angles,
         where=lambda p: (p.length, p.damping),
         bounds=((0, None), (0, None)),
+        progress=config.progress,
     )
     print(
         f"Pendulum L={LENGTH} m, c={DAMPING} 1/s, from {ANGLE0} rad at rest: {n} angle "
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
     )
     bottom.set(xlabel="t (s)", ylabel="residual (rad)")
-    path = args.out / "fit_pendulum.png"
+    path = out / "fit_pendulum.png"
     fig.savefig(path, dpi=120)
     plt.close(fig)
     print(f"Figure: {path}")

@@ -19,14 +19,12 @@ starts from the nominal 50 N/m for every spring, keeps the stiffnesses positive 
   against true stiffness with error bars, and data, fit and residuals of one corner's
   height.
 
-Run: `python scenarios/fit_spring_network.py --out out` (`--smoke` fits a 3 x 3 cloth, 20
-springs, over 0.5 s instead).
+Run: `diffsim run fit_spring_network` or `python scenarios/fit_spring_network.py --out out`
+(`--smoke` fits a 3 x 3 cloth, 20 springs, over 0.5 s instead; `--set nx=5` and the like).
 The full run takes under a minute on a 2-core CPU, most of it in the fit.
 """
 
-import argparse
 import time
-from pathlib import Path
 
 import jax
 import matplotlib
@@ -44,19 +42,25 @@ from matplotlib.collections import LineCollection  # noqa: E402
 
 import diffsim as ds  # noqa: E402
 import diffsim.plot as dsplot  # noqa: E402
+from diffsim._scenario import scenario_args  # noqa: E402
 
-NX, NY = 4, 4
-NX_SMOKE, NY_SMOKE = 3, 3  # 20 springs
+CONFIG = dict(
+    nx=4,  # nodes along x
+    ny=4,  # nodes along y
+    t1=1.0,  # s recorded
+    noise=1e-3,  # m
+    seed=1,
+    progress=True,  # print the loss at every iteration
+)
+SMOKE = dict(nx=3, ny=3, t1=0.5)  # 20 springs
+
 SPACING = 0.1  # m
 NODE_MASS = 0.05  # kg
 NOMINAL_STIFFNESS = 50.0  # N/m, the start of the fit
 STIFFNESS_RANGE = (30.0, 80.0)  # N/m, the truth is drawn from it
 SPRING_DAMPING = 0.05  # N s/m, known
-NOISE = 1e-3  # m
 DT = 5e-3  # s
 RECORD_EVERY = 4  # steps: one frame every 0.02 s
-T1, T1_SMOKE = 1.0, 0.5  # s
-SEED = 1
 MAX_SIGMAS = 4.0
 MIN_WITHIN_2 = 0.8
 
@@ -72,17 +76,8 @@ def make_model(network, y0, free, t1):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("out"), help="output folder")
-    parser.add_argument(
-        "--smoke",
-        action="store_true",
-        help=f"a {NX_SMOKE} x {NY_SMOKE} cloth (20 springs) for {T1_SMOKE:g} s instead",
-    )
-    args = parser.parse_args(argv)
-    t1 = T1_SMOKE if args.smoke else T1
-    nx, ny = (NX_SMOKE, NY_SMOKE) if args.smoke else (NX, NY)
-    args.out.mkdir(parents=True, exist_ok=True)
+    config, out = scenario_args(__doc__, CONFIG, SMOKE, argv, name="fit_spring_network")
+    t1, nx, ny, NOISE, SEED = config.t1, config.nx, config.ny, config.noise, config.seed
     start = time.perf_counter()
 
     nominal, y0 = ds.systems.SpringMassNetwork.cloth(
@@ -109,7 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     fit_start = time.perf_counter()
-    res = ds.fit(model, nominal, observed, where=lambda net: net.stiffness, bounds=(0.0, None))
+    res = ds.fit(
+        model,
+        nominal,
+        observed,
+        where=lambda net: net.stiffness,
+        bounds=(0.0, None),
+        progress=config.progress,
+    )
     fit_seconds = time.perf_counter() - fit_start
     k_fit = np.asarray(res.params.stiffness)
     k_err = np.asarray(res.stderr.stiffness)
@@ -152,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     predicted = np.asarray(model(res.params))
-    path = args.out / "fit_spring_network.png"
+    path = out / "fit_spring_network.png"
     _figure(nominal, y0, free, k_true, k_fit, k_err, z, observed, predicted, noise, path)
     print(f"Figure: {path}")
     print(f"Done in {time.perf_counter() - start:.1f} s")

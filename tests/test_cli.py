@@ -1,13 +1,33 @@
-"""The `diffsim` command, run as a subprocess the way a user runs it."""
+"""The `diffsim` command and every scenario, run as subprocesses the way a user runs them.
 
+Each scenario runs once at its --smoke size (CI runs them all); a new `scenarios/NAME.py`
+is picked up without editing this file.
+"""
+
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import diffsim
+import diffsim.cli as cli
 
 ROOT = Path(__file__).resolve().parent.parent
+SCENARIOS = sorted(p.stem for p in (ROOT / "scenarios").glob("*.py") if not p.stem.startswith("_"))
+
+# What each scenario must print or write, beyond exit status 0 and a non-empty figure.
+EXPECTED_OUTPUT = {
+    "pendulum_demo": ("Forecast:", ["pendulum_demo.png", "pendulum_corner.png", "summary.json"]),
+    "fit_pendulum": ("(converged)", ["fit_pendulum.png"]),
+    "fit_spring_network": ("Recovery ok", ["fit_spring_network.png"]),
+    "fit_heat_source": ("relative RMS error", ["fit_heat_source.png"]),
+    "solar_system": ("max |dE|/|E0|", ["solar_system_energy.png", "solar_system_orbits.png"]),
+    "nbody_cluster": ("virial ratio", ["nbody_cluster.gif", "nbody_cluster.png"]),
+    "lorenz_ensemble": ("0 failed", ["lorenz_ensemble.png", "summary.json"]),
+}
 
 
 def _diffsim(*args, cwd):
@@ -23,27 +43,40 @@ def _diffsim(*args, cwd):
     )
 
 
-def test_version(tmp_path):
-    out = _diffsim("--version", cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == f"diffsim {diffsim.__version__}"
-
-
 def test_list(tmp_path):
     out = _diffsim("list", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    lines = {line.split()[0]: line for line in out.stdout.splitlines()}
-    assert "pendulum_demo" in lines
+    table, _, footer = out.stdout.partition("\n\n")
+    lines = {line.split()[0]: line for line in table.splitlines()}
+    assert sorted(lines) == SCENARIOS
     assert "Pendulum demo" in lines["pendulum_demo"]  # its docstring's first line
+    assert f"{len(SCENARIOS)} scenarios from {ROOT / 'scenarios'} (source checkout)" in footer
 
 
-def test_run_pendulum_demo_smoke(tmp_path):
-    out = _diffsim("run", "pendulum_demo", "--smoke", "--out", str(tmp_path / "out"), cwd=tmp_path)
+# Smoke runs too long for `make test` (run by `make test-slow`): compile-bound, so a
+# smaller size does not help.
+SLOW = {"fit_spring_network": "a 20-spring fit, about 20 s on a 2-core CPU"}
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in SCENARIOS]
+)
+def test_run_smoke(name, tmp_path):
+    out = _diffsim("run", name, "--smoke", "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
-    for name in ["pendulum_trajectory.png", "pendulum_phase.png", "energy_drift.png"]:
-        path = tmp_path / "out" / name
-        assert path.stat().st_size > 1000, name
-    assert "finite difference" in out.stdout
+    assert "Traceback" not in out.stderr
+    figures = [p for p in (tmp_path / "out").iterdir() if p.suffix in (".png", ".gif")]
+    assert figures, f"{name} wrote no figure"
+    for path in figures:
+        data = path.read_bytes()
+        assert data[:4] in (b"\x89PNG", b"GIF8") and len(data) > 1000, path.name
+    text, files = EXPECTED_OUTPUT.get(name, ("", []))
+    assert text in out.stdout
+    for file in files:
+        assert (tmp_path / "out" / file).stat().st_size > 0, file
+    if name == "pendulum_demo":
+        summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+        assert summary["n_members"] == 256 and set(summary["fit"]) == {"length", "damping"}
 
 
 def test_unknown_scenario(tmp_path):
@@ -52,3 +85,54 @@ def test_unknown_scenario(tmp_path):
     assert out.stdout == ""
     (line,) = out.stderr.splitlines()
     assert "no_such_scenario" in line and "pendulum_demo" in line
+
+
+def test_bad_set_values(tmp_path):
+    """Passed on to the scenario, which rejects them in one line before any work."""
+    out = _diffsim(
+        "run", "pendulum_demo", "--out", str(tmp_path), "--set", "n_members=many", cwd=tmp_path
+    )
+    assert out.returncode == 2, out.stdout + out.stderr
+    (line,) = out.stderr.splitlines()
+    assert line.startswith("pendulum_demo: error: --set n_members=many: expected int")
+    assert not list(tmp_path.glob("*.png"))
+
+
+# In-process: argparse and the scenario lookup, no JAX work.
+
+
+def test_version_and_help(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.strip() == f"diffsim {diffsim.__version__}"
+    for argv in (["--help"], ["run", "--help"], ["bench", "--help"], ["list", "--help"]):
+        with pytest.raises(SystemExit) as e:
+            cli.main(argv)
+        assert e.value.code == 0
+        assert "usage: diffsim" in capsys.readouterr().out
+
+
+def test_errors_are_one_line(capsys):
+    assert cli.main(["run"]) == 2
+    assert cli.main(["bench", "no_such_benchmark"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and all(line.startswith("diffsim: error: ") for line in err)
+    assert "rollout" in err[1]
+
+
+def test_scenarios_from_package_data(tmp_path, monkeypatch, capsys):
+    """An installed wheel has no checkout next to the package: diffsim/_scenarios is used."""
+    package = tmp_path / "site-packages" / "diffsim"
+    (package / "_scenarios").mkdir(parents=True)
+    (package / "_scenarios" / "demo.py").write_text('"""A shipped demo."""\n')
+    (package / "_scenarios" / "_private.py").write_text("")
+    monkeypatch.setattr(cli, "_PACKAGE", package)
+    monkeypatch.setattr(cli, "_CHECKOUT", package.parent)
+    assert cli.scenarios_folder() == (package / "_scenarios", "package data")
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split() == ["demo", "A", "shipped", "demo."]
+    assert "(package data)" in out
+    assert cli.main(["bench"]) == 2  # benchmarks are not shipped
+    assert "source checkout" in capsys.readouterr().err

@@ -243,3 +243,98 @@ def test_fit_residuals_errors():
         dsplot.fit_residuals(ts, np.zeros(5), np.zeros(5), sigma=0.0)
     with pytest.raises(TypeError, match="pair"):
         dsplot.fit_residuals(ts, np.zeros(5), np.zeros(5), axes=plt.gca())
+
+
+def test_ensemble_band():
+    ts = np.linspace(0.0, 1.0, 11)
+    q = (0.05, 0.25, 0.5, 0.75, 0.95)
+    bands = np.stack([ts * k for k in (-2.0, -1.0, 0.0, 1.0, 2.0)])
+    fig = dsplot.ensemble_band(ts, bands, q=q, label="median")
+    (ax,) = fig.axes
+    assert len(ax.collections) == 2  # two shaded bands
+    (line,) = ax.get_lines()
+    np.testing.assert_allclose(line.get_ydata(), bands[2])
+    assert _legend_texts(ax) == ["5-95%", "25-75%", "median"]
+    # The shape ds.Quantiles gives for a scalar output per time, and an even count.
+    fig = dsplot.ensemble_band(ts, bands[[0, 4], :, None])
+    assert len(fig.axes[0].collections) == 1 and not fig.axes[0].get_lines()
+    with pytest.raises(ValueError, match="increasing order"):
+        dsplot.ensemble_band(ts, bands[::-1])
+    with pytest.raises(ValueError, match=r"shape \(k, 11\)"):
+        dsplot.ensemble_band(ts, bands[:, :5])
+    with pytest.raises(ValueError, match="levels in q"):
+        dsplot.ensemble_band(ts, bands, q=(0.1, 0.9))
+
+
+def test_ensemble_band_of_quantiles_reducer():
+    pendulums = ds.systems.Pendulum(length=jnp.linspace(0.9, 1.1, 32))
+
+    def member(p):
+        saveat = ds.SaveAt(every=4, fn=lambda t, y: y.q)
+        return ds.simulate(p, p.initial_state(1.0), t1=1.0, dt=0.05, saveat=saveat).ys
+
+    q = (0.1, 0.5, 0.9)
+    res = ds.ensemble(member, pendulums, reduce=ds.Quantiles(q=q, low=-1.1, high=1.1, bins=200))
+    ts = np.linspace(0.0, 1.0, res.values.shape[1])
+    fig = dsplot.ensemble_band(ts, res.values, q=q)
+    assert _legend_texts(fig.axes[0]) == ["10-90%", "median"]
+
+
+def test_parameter_corner():
+    mean = np.array([1.0, 0.2, 5.0])
+    cov = np.diag([0.01, 0.001, 0.5]) + 0.002 * (1 - np.eye(3))
+    samples = np.random.default_rng(0).multivariate_normal(mean, cov, 500)
+    fig = dsplot.parameter_corner(mean, cov, samples=samples, names=["L", "c", "g"], truth=mean)
+    assert len(fig.axes) == 6  # the lower triangle of a 3 x 3 grid, diagonal included
+    labels = [(ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes]
+    assert labels == [("", ""), ("", "c"), ("", ""), ("L", "g"), ("c", ""), ("g", "")]
+    diagonal, pair = fig.axes[0], fig.axes[1]
+    assert diagonal.patches  # the histogram
+    (density,) = [ln for ln in diagonal.get_lines() if len(ln.get_xdata()) > 2]
+    assert abs(density.get_xdata()[np.argmax(density.get_ydata())] - 1.0) < 0.01
+    assert len([ln for ln in pair.get_lines() if len(ln.get_xdata()) == 100]) == 2  # ellipses
+
+    class FakeFit:  # what parameter_corner reads from a ds.FitResult
+        values = mean[:2]
+        covariance = cov[:2, :2]
+        names = ("length", "damping")
+
+    fig = dsplot.parameter_corner(FakeFit())
+    assert len(fig.axes) == 3 and fig.axes[1].get_ylabel() == "damping"
+    with pytest.raises(ValueError, match="covariance, samples, or both"):
+        dsplot.parameter_corner(mean)
+    with pytest.raises(ValueError, match=r"expected \(3, 3\)"):
+        dsplot.parameter_corner(mean, cov[:2, :2])
+
+
+def test_animations_save_gifs(tmp_path):
+    from matplotlib.animation import FuncAnimation
+
+    pendulum, traj = _pendulum_traj(damping=0.3)
+    # Made-up motion: drawing needs positions of the right shape, not a simulation.
+    ts = np.linspace(0.0, 1.0, 5)
+    wiggle = 0.1 * np.sin(7.0 * ts)[:, None, None]
+    cloth, c0 = ds.systems.SpringMassNetwork.cloth(3, 3)
+    q = np.asarray(c0.q)[None] + wiggle * np.ones((1, 9, 3))
+    springs = ds.Trajectory(ts=ts, ys=ds.PhaseState(q=q, v=0 * q), result=traj.result, stats={})
+    positions = np.random.default_rng(0).normal(size=(1, 5, 3)) + wiggle
+    bodies = ds.Trajectory(ts=ts, ys=positions, result=traj.result, stats={})
+    for name, anim in [
+        ("pendulum", dsplot.animate_pendulum(pendulum, traj, frames=4)),
+        ("bodies", dsplot.animate_bodies(bodies, frames=4)),
+        ("springs", dsplot.animate_springs(cloth, springs, frames=3)),
+    ]:
+        assert isinstance(anim, FuncAnimation)
+        (ax,) = anim._fig.axes
+        assert ax.get_aspect() == 1.0
+        path = tmp_path / f"{name}.gif"
+        anim.save(path, writer="pillow", dpi=30)
+        data = path.read_bytes()
+        assert data.startswith(b"GIF8") and len(data) > 500, name
+    anim = dsplot.animate_springs(cloth, springs)
+    (ax,) = anim._fig.axes
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("q[0]", "q[2]")  # a cloth's side view
+    assert len(ax.collections[0].get_segments()) == cloth.edges.shape[0]
+    anim.save(tmp_path / "all_frames.gif", writer="pillow", dpi=20)  # 5 frames, not 100
+    with pytest.raises(ValueError, match=r"\(n_saved, n, d\)"):
+        dsplot.animate_bodies(traj)
