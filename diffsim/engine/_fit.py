@@ -418,7 +418,11 @@ def fit(
         )
     options = {} if options is None else dict(options)
 
-    with trial_rollouts():
+    # Least-squares solvers take forward-mode Jacobians unless options ask otherwise.
+    forward = isinstance(solver, optx.AbstractLeastSquaresSolver) and (
+        options.get("jac", "fwd") == "fwd"
+    )
+    with trial_rollouts(forward_jacobians=forward):
         out = _fit_core(
             model,
             loss,

@@ -176,3 +176,30 @@ def test_eqx_filter_jit_user_code():
     f = eqx.filter_jit(lambda y0: ds.simulate(_blows_up(), y0, t1=2.0, dt=0.01).ys)
     with pytest.raises(Exception, match="non-finite"):
         f(jnp.array(1.0))
+
+
+def test_nonfinite_step_located_per_member_under_vmap():
+    # Only the final state is checked on the hot path; the cold path re-runs the steps
+    # to find where each failed member went non-finite. y' = p y^2 from 1 blows up at
+    # t = 1/p, i.e. near step 100/p at dt = 0.01; the finite members report -1.
+    def run(p):
+        system = ds.ODESystem(lambda t, y, p: p * y**2, p)
+        return ds.simulate(system, jnp.array(1.0), t1=2.0, dt=0.01, throw=False)
+
+    trajs = jax.jit(jax.vmap(run))(jnp.array([0.1, 1.0, 0.2, 2.0]))
+    steps = np.asarray(trajs.stats["nonfinite_step"])
+    assert steps[0] == -1 and steps[2] == -1
+    assert 90 <= steps[1] <= 105 and 40 <= steps[3] <= 55
+    assert steps[3] < steps[1]
+    assert np.asarray(trajs.result == ds.RESULTS.nonfinite).tolist() == [False, True, False, True]
+
+
+def test_nonfinite_reported_at_the_first_bad_step():
+    # The vector field turns NaN for t > 0.5: RK4's step from t = 0.5 evaluates it at
+    # t = 0.55 (its midpoint stages), so step 5 is the first with a non-finite result.
+    def field(t, y, p):
+        return jnp.where(t > 0.5, jnp.nan, 0.0) * y
+
+    traj = ds.simulate(ds.ODESystem(field, None), jnp.array(1.0), t1=1.0, dt=0.1, throw=False)
+    assert traj.result == ds.RESULTS.nonfinite
+    assert int(traj.stats["nonfinite_step"]) == 5

@@ -322,3 +322,33 @@ def test_multiple_shooting_recovers_chaotic_record_where_single_shooting_fails()
 def test_shooting_needs_a_trajectory_model():
     with pytest.raises(TypeError, match="TrajectoryModel"):
         ds.fit(pendulum_model, TRUE, noisy(jax.random.key(1)), where=lambda p: p.length, shooting=3)
+
+
+def test_least_squares_fit_of_a_model_with_a_reverse_mode_adjoint():
+    # Levenberg-Marquardt takes forward-mode Jacobians; a model written with
+    # adjoint=ds.Reversible() (a custom VJP, no forward mode) or ds.Checkpointed() still
+    # fits, because ds.fit runs fixed-step rollouts with plain forward-mode
+    # differentiation. Same data, same answer for every adjoint.
+    ts_every = 5
+
+    def model(adjoint):
+        def f(p):
+            traj = ds.simulate(
+                p, p.initial_state(1.0), n_steps=300, dt=0.02, integrator=ds.Leapfrog(),
+                saveat=ds.SaveAt(every=ts_every), adjoint=adjoint,
+            )  # fmt: skip
+            return traj.ys.q
+
+        return f
+
+    truth = ds.systems.Pendulum(length=1.3)
+    data = model(ds.Direct())(truth) + 0.01 * jax.random.normal(jax.random.key(3), (61,))
+    start = ds.systems.Pendulum(length=1.0)
+    fits = [
+        ds.fit(model(a), start, data, where=lambda p: p.length)
+        for a in (ds.Direct(), ds.Checkpointed(), ds.Reversible())
+    ]
+    for res in fits:
+        assert res.converged
+        assert abs(float(res.params.length) - 1.3) < 3 * float(res.stderr.length)
+        assert np.isclose(float(res.params.length), float(fits[0].params.length), rtol=1e-10)
