@@ -8,6 +8,12 @@ only, for N = 2^10 ... 2^16:
 - (a) the Tsit5 tableau at a fixed dt = 0.001 (1000 steps): `ds.Tsit5Fixed()` in
   `ds.simulate`, the same arithmetic written out in a `lax.scan`, and diffrax's `Tsit5`
   with `ConstantStepSize`;
+
+The state is the tuple (x, y, z) (`ds.systems.Lorenz` takes either form), so that a
+vmapped member's components are contiguous `(N,)` arrays: 18x faster than the `(N, 3)`
+array form on an H200 at N = 2^23. diffrax runs with both forms, the tuple and the
+`(3,)` array of its own examples; its figure for the targets is the faster of the two
+(both are printed);
 - (b) adaptive Tsit5, rtol = atol = 1e-8: `ds.Tsit5(rtol=1e-8, atol=1e-8)` in
   `ds.simulate` (which is `diffrax.diffeqsolve` with a `PIDController`) and the same
   `diffeqsolve` called directly.
@@ -58,6 +64,7 @@ MAX_STEPS = 4096  # ds.simulate's default for adaptive integrators, used by both
 # vmap(diffrax) at least 10x slower than ds.ensemble at N = 2^10.
 MAX_ENSEMBLE_OVER_SCAN = 1.1
 MIN_DIFFRAX_OVER_ENSEMBLE = 10.0
+MIN_DIFFRAX_OVER_ENSEMBLE_GPU = 50.0  # at N = 2^23 on a GPU
 
 U0 = (1.0, 0.0, 0.0)
 
@@ -66,7 +73,13 @@ def rhos_for(n: int) -> jax.Array:
     return jnp.linspace(0.0, RHO_MAX, n, dtype=jnp.float32)
 
 
-def u0() -> jax.Array:
+def u0() -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The initial state in the tuple form (x, y, z): structure of arrays once vmapped,
+    which is 18x faster than a (3,) array on a GPU (see ds.systems.Lorenz)."""
+    return tuple(jnp.float32(c) for c in U0)
+
+
+def u0_array() -> jax.Array:
     return jnp.array(U0, jnp.float32)
 
 
@@ -76,15 +89,16 @@ def u0() -> jax.Array:
 
 def member_trajectory(rho):
     """One member as the docs recommend: return the Trajectory (with throw=False), so
-    that ds.ensemble reports a failed member with the step where it failed."""
+    that ds.ensemble reports a failed member with the step where it failed. The state is
+    the tuple (x, y, z), so traj.ys is a tuple of three (1,) arrays."""
     system = ds.systems.Lorenz(sigma=SIGMA, rho=rho, beta=BETA)
     return ds.simulate(system, u0(), t1=T1, dt=DT, integrator=ds.Tsit5Fixed(), throw=False)
 
 
 def member_final(rho):
-    """One member returning only its final state: a failure is then seen as a non-finite
-    output (no step), and simulate's per-step check is dead code."""
-    return member_trajectory(rho).ys[-1]
+    """One member returning only its final state, as a (3,) array: a failure is then seen
+    as a non-finite output (no step)."""
+    return jnp.stack([c[-1] for c in member_trajectory(rho).ys])
 
 
 def make_ensemble_eager(member):
@@ -97,7 +111,11 @@ def make_ensemble_eager(member):
 
 
 def make_ensemble_jit():
-    return jax.jit(lambda rhos: ds.ensemble(member_trajectory, rhos).values.ys[:, -1])
+    return jax.jit(
+        lambda rhos: jnp.stack(
+            [c[:, -1] for c in ds.ensemble(member_trajectory, rhos).values.ys], -1
+        )
+    )
 
 
 _TABLEAU = diffrax.Tsit5.tableau
@@ -106,27 +124,41 @@ _B = tuple(float(x) for x in _TABLEAU.b_sol)
 
 
 def _lorenz(rho, y):
-    # The same expression as ds.systems.Lorenz.vector_field.
+    # The same expressions as ds.systems.Lorenz.vector_field, on the tuple (x, y, z).
+    x, yy, z = y
+    return (SIGMA * (yy - x), x * (rho - z) - yy, x * yy - BETA * z)
+
+
+def _lorenz_array(rho, y):
+    # The array form of ds.systems.Lorenz: (3,) per member, (N, 3) once vmapped.
     x, yy, z = y[..., 0], y[..., 1], y[..., 2]
     return jnp.stack([SIGMA * (yy - x), x * (rho - z) - yy, x * yy - BETA * z], axis=-1)
 
 
 def _tsit5_step(rho, y, dt):
-    # The same operations, in the same order, as ds.Tsit5Fixed.step: six stages (the
-    # seventh, FSAL, stage has b = 0), zero coefficients skipped, y + dt * sum(c_i k_i).
+    # The same operations, in the same order, as ds.Tsit5Fixed.step, component by
+    # component: six stages (the seventh, FSAL, stage has b = 0), zero coefficients
+    # skipped, y + dt * sum(c_i k_i).
+    def combine(coeffs, ks):
+        return tuple(
+            sum(c * k[j] for c, k in zip(coeffs, ks, strict=False) if c != 0) for j in range(3)
+        )
+
     ks = [_lorenz(rho, y)]
     for i in range(1, 6):
-        acc = sum(a * k for a, k in zip(_A[i - 1], ks, strict=True) if a != 0)
-        ks.append(_lorenz(rho, y + dt * acc))
-    return y + dt * sum(b * k for b, k in zip(_B[:6], ks, strict=True) if b != 0)
+        acc = combine(_A[i - 1], ks)
+        ks.append(_lorenz(rho, tuple(yj + dt * aj for yj, aj in zip(y, acc, strict=True))))
+    acc = combine(_B[:6], ks)
+    return tuple(yj + dt * aj for yj, aj in zip(y, acc, strict=True))
 
 
 def make_scan():
-    """The reference: a hand-written lax.scan of the Tsit5 step, vmapped over rho."""
+    """The reference: a hand-written lax.scan of the Tsit5 step on (x, y, z), vmapped
+    over rho."""
 
     def one(rho):
         body = lambda y, _: (_tsit5_step(rho, y, jnp.float32(DT)), None)  # noqa: E731
-        return lax.scan(body, u0(), None, length=N_STEPS)[0]
+        return jnp.stack(lax.scan(body, u0(), None, length=N_STEPS)[0])
 
     return jax.jit(jax.vmap(one))
 
@@ -135,21 +167,29 @@ def _field(t, y, rho):
     return _lorenz(rho, y)
 
 
-def make_diffrax_fixed():
+def _field_array(t, y, rho):
+    return _lorenz_array(rho, y)
+
+
+def make_diffrax_fixed(array_state: bool = False):
+    """vmap(diffeqsolve) with the tuple state, or (array_state) the (3,) array that
+    diffrax's own examples use: whichever is faster is diffrax's figure."""
+
     def one(rho):
         sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(_field),
+            diffrax.ODETerm(_field_array if array_state else _field),
             diffrax.Tsit5(),
             0.0,
             T1,
             DT,
-            u0(),
+            u0_array() if array_state else u0(),
             args=rho,
             saveat=diffrax.SaveAt(t1=True),
             stepsize_controller=diffrax.ConstantStepSize(),
             max_steps=N_STEPS,
         )
-        return sol.ys[-1], sol.stats["num_steps"]
+        final = sol.ys[-1] if array_state else jnp.stack([c[-1] for c in sol.ys])
+        return final, sol.stats["num_steps"]
 
     return jax.jit(jax.vmap(one))
 
@@ -186,7 +226,7 @@ def make_diffrax_adaptive():
             stepsize_controller=diffrax.PIDController(rtol=TOL, atol=TOL),
             max_steps=MAX_STEPS,
         )
-        return sol.ys[-1], sol.stats["num_steps"]
+        return jnp.stack([c[-1] for c in sol.ys]), sol.stats["num_steps"]
 
     return jax.jit(jax.vmap(one))
 
@@ -214,7 +254,9 @@ def reference_float64(rhos) -> np.ndarray:
 def final_state(name: str, out) -> np.ndarray:
     if isinstance(out, ds.EnsembleResult):
         values = out.values
-        return np.asarray(values.ys[:, -1] if isinstance(values, ds.Trajectory) else values)
+        if isinstance(values, ds.Trajectory):
+            return np.stack([np.asarray(c[:, -1]) for c in values.ys], -1)
+        return np.asarray(values)
     if isinstance(out, tuple):
         return np.asarray(out[0])
     return np.asarray(out)
@@ -267,7 +309,8 @@ def rounds_for(n: int, quick: bool, repeats: int | None) -> tuple[int, int]:
 
 def run_fixed(n: int, rounds: tuple[int, int], agreement: bool) -> tuple[list[bool], bool, dict]:
     rhos = rhos_for(n)
-    ens, scan, dfx = "ds.ensemble", "lax.scan, vmap", "vmap(diffrax), ConstantStepSize"
+    ens, scan = "ds.ensemble", "lax.scan, vmap"
+    dfx, dfx_array = "vmap(diffrax), ConstantStepSize", "vmap(diffrax), (3,) array state"
     fns = {
         ens: make_ensemble_eager(member_trajectory),
         "ds.ensemble, final state only": make_ensemble_eager(member_final),
@@ -275,12 +318,14 @@ def run_fixed(n: int, rounds: tuple[int, int], agreement: bool) -> tuple[list[bo
         scan: make_scan(),
     }
     outs = {name: jax.block_until_ready(fn(rhos)) for name, fn in fns.items()}
-    diffrax_fn = make_diffrax_fixed()
-    outs[dfx] = jax.block_until_ready(diffrax_fn(rhos))
+    diffrax_fns = {dfx: make_diffrax_fixed(), dfx_array: make_diffrax_fixed(array_state=True)}
+    for name, fn in diffrax_fns.items():
+        outs[name] = jax.block_until_ready(fn(rhos))
     ok = True
-    if not (num_steps(outs[dfx]) == N_STEPS).all():
-        print(f"    diffrax took {num_steps(outs[dfx]).min()}.. steps, not {N_STEPS}")
-        ok = False
+    for name in diffrax_fns:
+        if not (num_steps(outs[name]) == N_STEPS).all():
+            print(f"    {name} took {num_steps(outs[name]).min()}.. steps, not {N_STEPS}")
+            ok = False
     ref = final_state(scan, outs[scan])
     exact = reference_float64(rhos) if agreement else None
     line = "    max abs diff of the final state from the scan"
@@ -289,8 +334,10 @@ def run_fixed(n: int, rounds: tuple[int, int], agreement: bool) -> tuple[list[bo
         d = float(np.max(np.abs(final_state(name, out) - ref)))
         extra = f" {np.max(np.abs(final_state(name, out) - exact)):9.3g}" if agreement else ""
         print(f"      {name:<36} {d:9.3g}{extra}")
-        if name.startswith("ds.") and d != 0:
-            ok = False  # the same arithmetic as the scan: must agree bit for bit
+        # The same operations as the scan, but XLA may contract a multiply-add into an
+        # FMA in one program and not the other: agreement to float32 round-off.
+        if name.startswith("ds.") and d > 1e-5 * max(1.0, float(np.abs(ref).max())):
+            ok = False
     # ds.ensemble against the scan: many rounds, without diffrax in them.
     times = time_interleaved(fns, (rhos,), rounds[0])
     print(f"    ds.ensemble against the scan, {rounds[0]} rounds:")
@@ -299,21 +346,22 @@ def run_fixed(n: int, rounds: tuple[int, int], agreement: bool) -> tuple[list[bo
         check_target(f"{name} / scan", *ratio(times, name, scan), "<=", MAX_ENSEMBLE_OVER_SCAN)
         for name in (ens, "ds.ensemble, final state only")
     ]
-    # vmap(diffrax) against ds.ensemble: fewer rounds, diffrax being 10-20x slower.
-    pair = {ens: fns[ens], dfx: diffrax_fn}
+    # vmap(diffrax) against ds.ensemble: fewer rounds, diffrax being 10-20x slower. Its
+    # figure is the faster of its two state layouts.
+    pair = {ens: fns[ens], **diffrax_fns}
     slow = time_interleaved(pair, (rhos,), rounds[1])
     print(f"    vmap(diffrax) against ds.ensemble, {rounds[1]} rounds:")
     print_table(slow, ens, {name: n * N_STEPS for name in pair})
-    if n == 2**10:
-        passed.append(
-            check_target(
-                "vmap(diffrax) / ds.ensemble",
-                *ratio(slow, dfx, ens),
-                ">=",
-                MIN_DIFFRAX_OVER_ENSEMBLE,
-            )
-        )
-    times[dfx] = slow[dfx]
+    best = min(diffrax_fns, key=lambda name: statistics.median(slow[name]))
+    bound = None
+    if n == 2**10 and jax.default_backend() == "cpu":
+        bound = MIN_DIFFRAX_OVER_ENSEMBLE
+    elif n == 2**23 and jax.default_backend() == "gpu":
+        bound = MIN_DIFFRAX_OVER_ENSEMBLE_GPU
+    if bound is not None:
+        label = "vmap(diffrax) / ds.ensemble" + (" (array state)" if best == dfx_array else "")
+        passed.append(check_target(label, *ratio(slow, best, ens), ">=", bound))
+    times.update({name: slow[name] for name in diffrax_fns})
     return passed, ok, times
 
 

@@ -1,6 +1,7 @@
 """Gravitational N-body problem, all pairs, in any dimension."""
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
@@ -9,9 +10,13 @@ from ._pairwise import pair_sum, pair_sum_autodiff
 
 
 def _gravity(s, theta):
-    """Radial kernel of softened gravity: G (s + eps^2)^(-3/2), s = |r|^2."""
+    """Radial kernel of softened gravity: G (s + eps^2)^(-3/2), s = |r|^2.
+
+    As rsqrt cubed: one reciprocal square root and two products, several times cheaper
+    than a general power, in the innermost loop of every all-pairs force."""
     G, softening = theta
-    return G * (s + softening**2) ** -1.5
+    inv = jax.lax.rsqrt(s + softening**2)
+    return G * (inv * inv * inv)
 
 
 def _pair_geometry(q: Float[Array, "n d"], softening):

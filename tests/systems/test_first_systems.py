@@ -180,3 +180,25 @@ def test_systems_in_both_precisions(dtype):
     assert traj.ys.q.dtype == dtype
     lorenz = ds.simulate(ds.systems.Lorenz(), jnp.ones(3, dtype), t1=0.1, dt=1e-3)
     assert lorenz.ys.dtype == dtype
+
+
+def test_lorenz_tuple_state_matches_array_state():
+    # The tuple (x, y, z) form is the structure-of-arrays layout for ensembles; it must
+    # give the array form's numbers, values and gradients, and refuse a wrong length.
+    def final(rho, tuple_form):
+        lorenz = ds.systems.Lorenz(rho=rho)
+        y0 = (1.0, 0.0, 0.0) if tuple_form else jnp.array([1.0, 0.0, 0.0])
+        ys = ds.simulate(lorenz, y0, t1=2.0, dt=1e-3, integrator=ds.Tsit5Fixed()).ys
+        return jnp.stack([c[-1] for c in ys]) if tuple_form else ys[-1]
+
+    rhos = jnp.array([5.0, 15.0, 28.0])
+    a = jax.vmap(lambda r: final(r, False))(rhos)
+    t = jax.vmap(lambda r: final(r, True))(rhos)
+    assert np.allclose(t, a, rtol=1e-12, atol=1e-12)
+    ga = jax.grad(lambda r: final(r, False)[2])(15.0)
+    gt = jax.grad(lambda r: final(r, True)[2])(15.0)
+    assert np.isfinite(ga) and np.allclose(gt, ga, rtol=1e-10)
+    with pytest.raises(ValueError, match="tuple state must be \\(x, y, z\\)"):
+        ds.systems.Lorenz().vector_field(0.0, (1.0, 0.0))
+    with pytest.raises(ValueError, match="last axis of size 3"):
+        ds.systems.Lorenz().vector_field(0.0, jnp.ones(4))
