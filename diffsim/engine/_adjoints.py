@@ -97,7 +97,9 @@ class Checkpointed(AbstractAdjoint):
     a `jax.checkpoint`-ed inner scan (Griewank and Walther, *Evaluating Derivatives*, 2nd
     ed., 2008, ch. 12). Reverse mode stores the state at each segment boundary and
     recomputes one segment at a time, holding about `n / every + every` states;
-    `every=None` picks $\\lceil\\sqrt n\\rceil$, which minimises that.
+    `every=None` picks $\\lceil\\sqrt n\\rceil$, which minimises that. The nesting exists
+    only where the loop is differentiated (a custom JVP rule): an undifferentiated
+    rollout is one flat scan, as fast as `Direct`.
 
     `levels=L > 2` nests the scheme: about $L n^{1/L}$ states for $L - 1$ extra forward
     passes, for rollouts so long that $\\sqrt n$ states do not fit (a 10^8-step

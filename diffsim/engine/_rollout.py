@@ -472,7 +472,10 @@ def simulate(
     - `max_steps`: the step limit for adaptive integrators (default 4096); a fixed-step
       rollout longer than this raises.
     - `throw`: raise `ds.SimulationError` if the state becomes non-finite (fixed step) or
-      the solve fails (adaptive). With `False`, check `traj.result` instead.
+      the solve fails (adaptive). With `False`, check `traj.result` instead. Fixed-step
+      rollouts check the final state only (NaN and inf propagate), and on failure re-run
+      the steps once to report the first non-finite one in `traj.stats["nonfinite_step"]`,
+      so the check costs nothing per step.
 
     **Returns:** a `ds.Trajectory` with `ts`, `ys`, `result`, `stats`.
 
