@@ -133,18 +133,22 @@ class Checkpointed(AbstractAdjoint):
         # a launch-bound ensemble (1000 steps of ~8 us) would feel. Differentiated, the
         # JVP rule runs the nested, checkpointed loop, which JAX linearises and
         # transposes as before.
+        # A custom JVP cannot close over traced values (an SDE integrator's noise, a
+        # user's closure), so the body's closed-over arrays become explicit leaves.
+        body = eqx.filter_closure_convert(body, params, carry)
+
         @eqx.filter_custom_jvp
-        def run(params, carry):
+        def run(body, params, carry):
             return _scan(lambda c: body(params, c), carry, n)
 
         @run.def_jvp
         def run_jvp(primals, tangents):
-            def nested(params, carry):
+            def nested(body, params, carry):
                 return _nested(lambda c: body(params, c), carry, n, levels, every)
 
             return eqx.filter_jvp(nested, primals, tangents)
 
-        return run(params, carry)
+        return run(body, params, carry)
 
     def to_diffrax(self):
         return diffrax.RecursiveCheckpointAdjoint(checkpoints=self.every)
