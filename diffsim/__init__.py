@@ -50,6 +50,7 @@ from .engine import (
     SaveAt as SaveAt,
     SemiImplicitEuler as SemiImplicitEuler,
     SimulationError as SimulationError,
+    TrainStep as TrainStep,
     Trajectory as Trajectory,
     TrajectoryModel as TrajectoryModel,
     Tsit5 as Tsit5,
@@ -59,6 +60,7 @@ from .engine import (
     ensemble as ensemble,
     fit as fit,
     grid as grid,
+    make_train_step as make_train_step,
     sample as sample,
     simulate as simulate,
 )

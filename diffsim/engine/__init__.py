@@ -64,3 +64,4 @@ from ._sde import (
 )
 from ._shooting import TrajectoryModel as TrajectoryModel
 from ._solution import RESULTS as RESULTS, Trajectory as Trajectory
+from ._training import TrainStep as TrainStep, make_train_step as make_train_step

@@ -14,9 +14,11 @@ from ._bouncing_ball import (
 from ._burgers import Burgers1D as Burgers1D
 from ._cartpole import CartPole as CartPole
 from ._charged_particle import ChargedParticle as ChargedParticle
+from ._control import Policy as Policy
 from ._double_pendulum import DoublePendulum as DoublePendulum
 from ._harmonic import HarmonicOscillator as HarmonicOscillator
 from ._heat import Heat1D as Heat1D, Heat2D as Heat2D
+from ._hybrid import HybridODE as HybridODE, HybridSystem as HybridSystem
 from ._kepler import (
     Kepler as Kepler,
     OrbitalElements as OrbitalElements,

@@ -74,7 +74,16 @@ class CartPole(AbstractMechanicalSystem):
         """The control force $F$ (N) at this time and state."""
         if self.force is None:
             return jnp.zeros_like(q[..., 0])
-        return self.force(t, q, v)
+        F = jnp.asarray(self.force(t, q, v))
+        if jnp.broadcast_shapes(F.shape, q.shape[:-1]) != q.shape[:-1]:
+            raise ValueError(
+                f"CartPole: `force` returned shape {F.shape}, but the force on "
+                f"{'one cart' if q.ndim == 1 else 'these carts'} must have shape "
+                f"{q.shape[:-1]} (that of q[..., 0]). A network's output of shape (1,) "
+                "needs reshaping to a scalar (eqx.nn.MLP(..., out_size='scalar') or "
+                "ds.systems.Policy)."
+            )
+        return F
 
     def acceleration(self, t, q: Float[Array, "... 2"], v) -> Float[Array, "... 2"]:
         M, m, L, g = self.cart_mass, self.pole_mass, self.pole_length, self.gravity
