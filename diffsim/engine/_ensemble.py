@@ -486,9 +486,12 @@ def _finish(local, reduce, n: int, out_static) -> EnsembleResult:
         out, result, step = local
         failed = result != RESULTS.successful
         num_failed = jnp.sum(failed, dtype=jnp.int32)
-        # A stable argsort puts the failed members first, in order (it compiles several
-        # times faster than jnp.nonzero(size=n)).
-        order = jnp.argsort(~failed, stable=True).astype(jnp.int32)
+        # The failed members first, in order: each failed member's rank among the
+        # failed is a cumulative sum, and one scatter puts it there (O(n); a stable
+        # argsort cost ~0.3 ms at n = 1024 on a CPU, jnp.nonzero(size=n) compiles slowly).
+        rank = jnp.cumsum(failed, dtype=jnp.int32) - 1
+        slot = jnp.where(failed, rank, n)  # n: dropped
+        order = jnp.zeros((n,), jnp.int32).at[slot].set(jnp.arange(n, dtype=jnp.int32), mode="drop")
         present = jnp.arange(n) < num_failed
         failures = _Failures(
             count=num_failed,
