@@ -7,10 +7,9 @@ from jaxtyping import Array, ArrayLike, Float
 
 from . import _grid
 from ._base import AbstractSystem
-from ._util import as_float
 
 
-class Burgers1D(AbstractSystem):
+class Burgers1D(AbstractSystem, _grid.AbstractGrid1D):
     """Viscous Burgers' equation on $[0, L]$:
 
     $$\\partial_t u + \\partial_x \\big(\\tfrac12 u^2\\big) = \\nu\\, \\partial_x^2 u.$$
@@ -57,14 +56,6 @@ class Burgers1D(AbstractSystem):
     left: Float[ArrayLike, ""] = 0.0
     right: Float[ArrayLike, ""] = 0.0
     periodic: bool = eqx.field(static=True, default=False)
-
-    def spacing(self, n: int) -> Float[Array, ""]:
-        """The node spacing $h$ for `n` nodes."""
-        return _grid.spacing(n, as_float(self.length), self.periodic)
-
-    def grid(self, n: int) -> Float[Array, " n"]:
-        """The `n` node positions $x_i$ (m)."""
-        return _grid.nodes(n, as_float(self.length), self.periodic)
 
     def vector_field(self, t, u: Float[Array, "... n"]) -> Float[Array, "... n"]:
         n = u.shape[-1]

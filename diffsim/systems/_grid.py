@@ -8,9 +8,12 @@ faces, so they are conservative and, for symmetric coefficients, self-adjoint (w
 what makes the discrete wave energy exactly conserved).
 """
 
+import equinox as eqx
 import jax.lax as lax
 import jax.numpy as jnp
-from jaxtyping import Array
+from jaxtyping import Array, ArrayLike, Float
+
+from ._util import as_float
 
 
 def spacing(n: int, length, periodic: bool):
@@ -21,6 +24,22 @@ def nodes(n: int, length, periodic: bool) -> Array:
     h = spacing(n, length, periodic)
     start = 0 if periodic else 1
     return (jnp.arange(n) + start) * h
+
+
+class AbstractGrid1D(eqx.Module):
+    """The uniform 1-D grid shared by `Heat1D`, `Wave1D` and `Burgers1D`: each declares
+    the fields `length` (m) and `periodic` (static) and gets `spacing` and `grid`."""
+
+    length: eqx.AbstractVar[Float[ArrayLike, ""]]
+    periodic: eqx.AbstractVar[bool]
+
+    def spacing(self, n: int) -> Float[Array, ""]:
+        """The node spacing $h$ for `n` nodes."""
+        return spacing(n, as_float(self.length), self.periodic)
+
+    def grid(self, n: int) -> Float[Array, " n"]:
+        """The `n` node positions $x_i$ (m)."""
+        return nodes(n, as_float(self.length), self.periodic)
 
 
 def _slice(x, start, stop, axis):

@@ -9,7 +9,7 @@ from ._base import AbstractSystem
 from ._util import as_float
 
 
-class Heat1D(AbstractSystem):
+class Heat1D(AbstractSystem, _grid.AbstractGrid1D):
     """Diffusion with a spatially varying diffusivity on $[0, L]$:
 
     $$\\partial_t u = \\partial_x \\big(D(x)\\, \\partial_x u\\big),$$
@@ -53,14 +53,6 @@ class Heat1D(AbstractSystem):
     left: Float[ArrayLike, ""] = 0.0
     right: Float[ArrayLike, ""] = 0.0
     periodic: bool = eqx.field(static=True, default=False)
-
-    def spacing(self, n: int) -> Float[Array, ""]:
-        """The node spacing $h$ for `n` nodes."""
-        return _grid.spacing(n, as_float(self.length), self.periodic)
-
-    def grid(self, n: int) -> Float[Array, " n"]:
-        """The `n` node positions $x_i$ (m)."""
-        return _grid.nodes(n, as_float(self.length), self.periodic)
 
     def vector_field(self, t, u: Float[Array, "... n"]) -> Float[Array, "... n"]:
         h = self.spacing(u.shape[-1])

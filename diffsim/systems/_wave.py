@@ -9,7 +9,7 @@ from ._base import AbstractMechanicalSystem, PhaseState
 from ._util import as_float
 
 
-class Wave1D(AbstractMechanicalSystem):
+class Wave1D(AbstractMechanicalSystem, _grid.AbstractGrid1D):
     """Waves on $[0, L]$ with a spatially varying speed (a string of unit density and
     tension $c^2$):
 
@@ -57,14 +57,6 @@ class Wave1D(AbstractMechanicalSystem):
     left: Float[ArrayLike, ""] = 0.0
     right: Float[ArrayLike, ""] = 0.0
     periodic: bool = eqx.field(static=True, default=False)
-
-    def spacing(self, n: int) -> Float[Array, ""]:
-        """The node spacing $h$ for `n` nodes."""
-        return _grid.spacing(n, as_float(self.length), self.periodic)
-
-    def grid(self, n: int) -> Float[Array, " n"]:
-        """The `n` node positions $x_i$ (m)."""
-        return _grid.nodes(n, as_float(self.length), self.periodic)
 
     def acceleration(self, t, q: Float[Array, "... n"], v) -> Float[Array, "... n"]:
         h = self.spacing(q.shape[-1])
