@@ -37,12 +37,9 @@ simulators differ); missed speed targets print FAIL.
 """
 
 import argparse
-import datetime
 import math
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 
@@ -58,6 +55,9 @@ import scipy  # noqa: E402
 import scipy.optimize  # noqa: E402
 
 import diffsim as ds  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rollout import machine  # noqa: E402
 
 G = 9.81
 LENGTH, DAMPING = 1.3, 0.2  # the truth
@@ -290,23 +290,6 @@ def breakdown(data, repeats: int) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def machine() -> str:
-    model_name = platform.processor() or "unknown CPU"
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                model_name = line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return (
-        f"{model_name}, {os.cpu_count()} CPUs; jax {jax.__version__} on "
-        f"{jax.devices()[0].platform}, scipy {scipy.__version__}, optax {optax.__version__}, "
-        f"numpy {np.__version__}, python {platform.python_version()}; "
-        f"{datetime.date.today().isoformat()}"
-    )
-
-
 def check_target(label: str, value: float, op: str, bound: float, paired=None) -> bool:
     ok = value >= bound if op == ">=" else value <= bound
     extra = "" if paired is None else f" (paired {paired:.2f})"
@@ -346,7 +329,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     rounds = args.repeats or (3 if args.quick else 9)
-    print(machine())
+    print(machine(scipy, optax))
     print(
         f"Pendulum L={LENGTH} m, c={DAMPING} 1/s from {ANGLE0} rad; {N_READINGS} readings "
         f"over {N_STEPS * DT:g} s, noise {NOISE} rad; RK4 dt={DT} ({N_STEPS} steps); float64."

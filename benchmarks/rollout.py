@@ -399,7 +399,9 @@ def check_agreement(results: dict, reference: str, exact) -> bool:
     return ok
 
 
-def machine() -> str:
+def machine(*modules) -> str:
+    """One line naming the CPU, the JAX backend and the versions of `modules` (default
+    diffrax and equinox), for the header of every benchmark's output."""
     model = platform.processor() or "unknown CPU"
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
@@ -409,9 +411,10 @@ def machine() -> str:
     except (OSError, subprocess.CalledProcessError):
         pass
     device = jax.devices()[0]
+    versions = ", ".join(f"{m.__name__} {m.__version__}" for m in (modules or (diffrax, eqx)))
     return (
         f"{model}, {os.cpu_count()} CPUs; jax {jax.__version__} on {device.platform}, "
-        f"diffrax {diffrax.__version__}, equinox {eqx.__version__}, numpy {np.__version__}, "
+        f"{versions}, numpy {np.__version__}, "
         f"python {platform.python_version()}; {datetime.date.today().isoformat()}"
     )
 

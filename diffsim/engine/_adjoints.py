@@ -30,6 +30,8 @@ import jax
 import jax.lax as lax
 import jax.numpy as jnp
 
+from .._custom_vjp import perturbed_only
+
 
 def _scan(body, carry, n):
     if n == 0:
@@ -308,10 +310,4 @@ def _reversible_loop_bwd(residuals, grad_final, perturbed, vjp_arg, body, invers
             back_segment, (grad_carry, grad_params), checkpoints, reverse=True
         )
     grads = (grad_params, grad_carry)
-    # None for every leaf that is not a perturbed float array, as filter_custom_vjp asks.
-    return jax.tree.map(
-        lambda g, p: g if (g is not None and p) else None,
-        grads,
-        perturbed,
-        is_leaf=lambda x: x is None,
-    )
+    return perturbed_only(grads, perturbed)

@@ -23,6 +23,7 @@ import jax
 import jax.lax as lax
 import jax.numpy as jnp
 
+from .._custom_vjp import perturbed_only
 from ._integrators import RK4, AbstractFixedStepIntegrator
 
 
@@ -80,12 +81,7 @@ def _event_time_bwd(tau, grad_tau, perturbed, vjp_arg, base, iterations):
     g_y, g_system, g_t = g_diff
     # dt only brackets the search: tau does not depend on it.
     grads = (g_y, g_system, g_t, None)
-    return jax.tree.map(
-        lambda g, p: g if (g is not None and p) else None,
-        grads,
-        perturbed,
-        is_leaf=lambda x: x is None,
-    )
+    return perturbed_only(grads, perturbed)
 
 
 class EventStep(AbstractFixedStepIntegrator):

@@ -32,6 +32,8 @@ import jax.lax as lax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from .._custom_vjp import perturbed_only
+
 # Target rows per block: keeps a block's (B, N, d) temporaries near 2^22 elements.
 _BLOCK_ELEMENTS = 2**22
 
@@ -133,12 +135,7 @@ def _pair_sum_bwd(residuals, grad_out, perturbed, vjp_arg, phi, block):
     init = (jnp.zeros_like(qt), jnp.zeros_like(weights), jax.tree.map(jnp.zeros_like, theta_float))
     (g_qt, g_w, g_theta), _ = lax.scan(block_grads, init, rows_all)
     grads = (g_qt.T, g_w, g_theta)
-    return jax.tree.map(
-        lambda g, p: g if (g is not None and p) else None,
-        grads,
-        perturbed,
-        is_leaf=lambda x: x is None,
-    )
+    return perturbed_only(grads, perturbed)
 
 
 def _prepare(q, weights, theta, block_size):

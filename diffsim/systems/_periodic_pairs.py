@@ -34,6 +34,8 @@ import jax.lax as lax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
+from .._custom_vjp import perturbed_only
+
 _BLOCK_ELEMENTS = 2**22
 
 
@@ -131,12 +133,7 @@ def _pair_sum_bwd(residuals, grad_out, perturbed, vjp_arg, phi, cutoff2, block):
     (g_q, g_w, g_theta, g_box), _ = lax.scan(block_grads, init, rows_all)
     g_box = jnp.sum(g_box) if box.ndim == 0 else g_box
     grads = (g_q, g_w, g_theta, g_box)
-    return jax.tree.map(
-        lambda g, p: g if (g is not None and p) else None,
-        grads,
-        perturbed,
-        is_leaf=lambda x: x is None,
-    )
+    return perturbed_only(grads, perturbed)
 
 
 def _prepare(q, weights, theta, box):
