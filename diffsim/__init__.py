@@ -50,6 +50,7 @@ from .engine import (
     SaveAt as SaveAt,
     SemiImplicitEuler as SemiImplicitEuler,
     SimulationError as SimulationError,
+    Sobol as Sobol,
     TrainStep as TrainStep,
     Trajectory as Trajectory,
     TrajectoryModel as TrajectoryModel,

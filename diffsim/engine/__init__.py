@@ -52,6 +52,7 @@ from ._sampling import (
     LogUniform as LogUniform,
     MonteCarlo as MonteCarlo,
     Normal as Normal,
+    Sobol as Sobol,
     Uniform as Uniform,
     grid as grid,
     sample as sample,

@@ -412,6 +412,59 @@ def test_latin_hypercube_stratifies_every_marginal():
     assert sorted(strata) == list(range(n))
 
 
+def test_sobol_unscrambled_equals_scipy():
+    qmc = pytest.importorskip("scipy.stats.qmc")
+    for d in (1, 3, 40, ds.engine._sampling.SOBOL_MAX_DIM):
+        ours = ds.Sobol(scramble=False).unit(jax.random.key(0), 512, d, jnp.float64)
+        np.testing.assert_array_equal(ours, qmc.Sobol(d, scramble=False).random(512))
+
+
+def test_sobol_scrambled_is_a_net_and_integrates_better_than_monte_carlo():
+    n = 256
+    u = np.asarray(ds.Sobol().unit(jax.random.key(2), n, 2, jnp.float64))
+    # The first two Sobol' coordinates form a (0, 8, 2)-net, and the linear scramble and
+    # digital shift keep it: every 2^a x 2^(8-a) box holds exactly one point.
+    for a in range(9):
+        cells = np.floor(u[:, 0] * 2**a) * 2 ** (8 - a) + np.floor(u[:, 1] * 2 ** (8 - a))
+        assert len(np.unique(cells)) == n
+    # A smooth integrand with mean 1 in 5-d: RMS error over 8 keys of 4096 points.
+    f = lambda u: jnp.prod(jnp.pi / 2 * jnp.sin(jnp.pi * u), -1)  # noqa: E731
+    err = {
+        name: np.sqrt(np.mean([
+            float(f(design.unit(jax.random.key(k), 4096, 5, jnp.float64)).mean() - 1) ** 2
+            for k in range(8)
+        ]))
+        for name, design in [("sobol", ds.Sobol()), ("mc", ds.MonteCarlo())]
+    }  # fmt: skip
+    assert err["sobol"] < 0.05 * err["mc"], err  # measured 5.8e-4 vs 3.8e-2
+    # Different keys give different scrambles; the same key the same points.
+    again = ds.Sobol().unit(jax.random.key(2), n, 2, jnp.float64)
+    np.testing.assert_array_equal(u, again)
+    assert not np.allclose(u, ds.Sobol().unit(jax.random.key(3), n, 2, jnp.float64))
+
+
+def test_sobol_float32_sample_and_errors():
+    n = 128
+    batch = ds.sample(
+        jax.random.key(4),
+        ds.systems.Lorenz(rho=jnp.float32(28.0)),
+        n,
+        where=lambda s: s.rho,
+        dist=ds.Uniform(0.0, 1.0),
+        design=ds.Sobol(),
+    )
+    rho = np.asarray(batch.rho)
+    assert rho.dtype == np.float32 and rho.min() >= 0.0 and rho.max() < 1.0
+    assert sorted(np.floor(rho * n).astype(int)) == list(range(n))
+    # Traced keys work (jit), no value rounds up to 1 in float32.
+    u = jax.jit(lambda k: ds.Sobol().unit(k, 4096, 3, jnp.float32))(jax.random.key(0))
+    assert u.dtype == jnp.float32 and float(u.max()) < 1.0
+    with pytest.raises(ValueError, match="up to 1024 dimensions"):
+        ds.Sobol().unit(jax.random.key(0), 8, 1025, jnp.float32)
+    with pytest.raises(TypeError, match="scramble"):
+        ds.Sobol(scramble=1)
+
+
 def test_sample_array_field_and_nested_where():
     bath = Langevin(ds.systems.HarmonicOscillator(omega=jnp.ones(3)), friction=1.0, kT=1.0)
     batch = ds.sample(
