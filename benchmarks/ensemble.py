@@ -12,8 +12,8 @@ only, for N = 2^10 ... 2^16:
 The state is the tuple (x, y, z) (`ds.systems.Lorenz` takes either form), so that a
 vmapped member's components are contiguous `(N,)` arrays: 18x faster than the `(N, 3)`
 array form on an H200 at N = 2^23. diffrax runs with both forms, the tuple and the
-`(3,)` array of its own examples; its figure for the targets is the faster of the two
-(both are printed);
+`(3,)` array of its own examples (the layout of the issue's reference figures); the
+diffrax target is checked against both;
 - (b) adaptive Tsit5, rtol = atol = 1e-8: `ds.Tsit5(rtol=1e-8, atol=1e-8)` in
   `ds.simulate` (which is `diffrax.diffeqsolve` with a `PIDController`) and the same
   `diffeqsolve` called directly.
@@ -346,21 +346,23 @@ def run_fixed(n: int, rounds: tuple[int, int], agreement: bool) -> tuple[list[bo
         check_target(f"{name} / scan", *ratio(times, name, scan), "<=", MAX_ENSEMBLE_OVER_SCAN)
         for name in (ens, "ds.ensemble, final state only")
     ]
-    # vmap(diffrax) against ds.ensemble: fewer rounds, diffrax being 10-20x slower. Its
-    # figure is the faster of its two state layouts.
+    # vmap(diffrax) against ds.ensemble: fewer rounds, diffrax being 10-20x slower. Both
+    # of its state layouts are checked: the (3,) array is the one of the reference
+    # figures (../shared/BENCHMARKS.md: 7448 ms at N = 2^23 on an H200; we measured 7480
+    # with it and 7028 with the tuple), the tuple the faster one.
     pair = {ens: fns[ens], **diffrax_fns}
     slow = time_interleaved(pair, (rhos,), rounds[1])
     print(f"    vmap(diffrax) against ds.ensemble, {rounds[1]} rounds:")
     print_table(slow, ens, {name: n * N_STEPS for name in pair})
-    best = min(diffrax_fns, key=lambda name: statistics.median(slow[name]))
     bound = None
     if n == 2**10 and jax.default_backend() == "cpu":
         bound = MIN_DIFFRAX_OVER_ENSEMBLE
     elif n == 2**23 and jax.default_backend() == "gpu":
         bound = MIN_DIFFRAX_OVER_ENSEMBLE_GPU
     if bound is not None:
-        label = "vmap(diffrax) / ds.ensemble" + (" (array state)" if best == dfx_array else "")
-        passed.append(check_target(label, *ratio(slow, best, ens), ">=", bound))
+        for name, layout in ((dfx_array, "(3,) array state"), (dfx, "tuple state")):
+            label = f"vmap(diffrax), {layout} / ds.ensemble"
+            passed.append(check_target(label, *ratio(slow, name, ens), ">=", bound))
     times.update({name: slow[name] for name in diffrax_fns})
     return passed, ok, times
 
