@@ -552,8 +552,8 @@ def _one_device(fn, batched, rest, static, reduce, *, n, bs, throw, progress):
     return _finish(local, reduce, n, out_static[0] if reduce is None else None)
 
 
-# Traced calls (under an enclosing jit, vmap or grad) and arguments whose non-array parts
-# cannot be hashed take `eqx.filter_jit`.
+# Traced calls (under an enclosing jit, vmap or grad) take `eqx.filter_jit`: its per-call
+# overhead is then paid once per trace.
 _ensemble = eqx.filter_jit(_one_device)
 
 
