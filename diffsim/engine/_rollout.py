@@ -383,9 +383,16 @@ def _simulate_fixed(
 _FLAT_EVERY_MAX_ELEMENTS = 2**20
 
 
-def _flat_every(adjoint, y0, n: int, k: int) -> bool:
+def _flat(adjoint, y0, n: int) -> bool:
+    """Whether a saving rollout may run as one flat scan that keeps every state: with the
+    Direct adjoint (which stores every state for a gradient anyway) and up to
+    `_FLAT_EVERY_MAX_ELEMENTS` state elements in all."""
     size = sum(int(np.prod(jnp.shape(leaf))) for leaf in jax.tree.leaves(y0))
-    return isinstance(adjoint, Direct) and n >= k > 1 and n * size <= _FLAT_EVERY_MAX_ELEMENTS
+    return isinstance(adjoint, Direct) and n * size <= _FLAT_EVERY_MAX_ELEMENTS
+
+
+def _flat_every(adjoint, y0, n: int, k: int) -> bool:
+    return n >= k > 1 and _flat(adjoint, y0, n)
 
 
 def _save_at_times(step, inverse, params, carry0, ts, n, integrator, adjoint):
@@ -396,9 +403,18 @@ def _save_at_times(step, inverse, params, carry0, ts, n, integrator, adjoint):
     if n == 0:
         y0 = carry0[0]
         return jax.tree.map(lambda x: jnp.broadcast_to(x, (n_save,) + x.shape), y0), carry0
-    dtype = ts.dtype
     # The step each save time falls in; t1 itself is the end of the last step.
     ks = jnp.clip(jnp.floor((ts - t0) / dt).astype(jnp.int32), 0, n - 1)
+    if _flat(adjoint, carry0[0], n):
+        # One flat scan emitting the state at the start of every step, then a gather: a
+        # buffer in the carry, written at a searched row every step, made forward-mode
+        # Jacobians (ds.fit's) 10x slower than this (1.8 vs 0.17 ms, 1000 pendulum steps).
+        def flat(carry, _):
+            return step(params, carry), carry[0]
+
+        final, states = lax.scan(flat, carry0, None, length=n)
+        y_k = jax.tree.map(lambda s: s[ks], states)
+        return _partial_steps(integrator, system, t0, dt, ks, ts, y_k), final
     buffer0 = jax.tree.map(lambda x: jnp.zeros((n_save,) + x.shape, x.dtype), carry0[0])
 
     def body(params, carry):
@@ -432,9 +448,14 @@ def _save_at_times(step, inverse, params, carry0, ts, n, integrator, adjoint):
     )
     rows = jnp.searchsorted(ks, ks, side="left")
     y_k = jax.tree.map(lambda b: b[rows], buffer)
-    t_k = t0 + ks.astype(dtype) * dt
-    ys = jax.vmap(integrator.step, in_axes=(None, 0, 0, 0))(system, t_k, y_k, ts - t_k)
-    return ys, final
+    return _partial_steps(integrator, system, t0, dt, ks, ts, y_k), final
+
+
+def _partial_steps(integrator, system, t0, dt, ks, ts, y_k):
+    """From the grid state y_k at t_k, a step of ts_i - t_k to each save time (a valid
+    dense output of the integrator's order; zero returns y_k)."""
+    t_k = t0 + ks.astype(ts.dtype) * dt
+    return jax.vmap(integrator.step, in_axes=(None, 0, 0, 0))(system, t_k, y_k, ts - t_k)
 
 
 def simulate(

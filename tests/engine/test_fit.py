@@ -257,19 +257,26 @@ def test_second_fit_with_new_where_lambda_does_not_recompile(caplog):
     import logging
 
     start = ds.systems.Pendulum(length=1.0, damping=0.05)
+    data = noisy(jax.random.key(12))
     ds.fit(pendulum_model, start, noisy(jax.random.key(11)), where=lambda p: (p.length, p.damping))
     with jax.log_compiles(), caplog.at_level(logging.WARNING):
         caplog.clear()
-        res = ds.fit(
-            pendulum_model, start, noisy(jax.random.key(12)), where=lambda p: (p.length, p.damping)
-        )
+        res = ds.fit(pendulum_model, start, data, where=lambda p: (p.length, p.damping))
+        # A new Python-float start is a new value, not a new program.
+        other = ds.systems.Pendulum(length=1.1, damping=0.1)
+        res_other = ds.fit(pendulum_model, other, data, where=lambda p: (p.length, p.damping))
     compiled = [
         r.getMessage()
         for r in caplog.records
-        if "Compiling" in r.getMessage() and "_fit_core" in r.getMessage()
+        if "Compiling" in r.getMessage() and "_fit" in r.getMessage()
     ]
     assert compiled == []
     assert abs(float(res.params.length) - 1.3) < 3 * float(res.stderr.length)
+    # Python floats and arrays as the start give the same fit (and the same program).
+    as_arrays = ds.systems.Pendulum(length=jnp.asarray(1.1), damping=jnp.asarray(0.1))
+    res_arrays = ds.fit(pendulum_model, as_arrays, data, where=lambda p: (p.length, p.damping))
+    np.testing.assert_allclose(res_other.values, res_arrays.values, rtol=1e-12)
+    np.testing.assert_allclose(res_other.values, res.values, rtol=1e-6)
 
 
 class Rho(eqx.Module):
