@@ -5,7 +5,10 @@ Contract. An integrator is a stateless `eqx.Module` with
 - `step(system, t, y, dt) -> y_next`, a pure function of pytrees; `dt` may be negative or
   zero (zero returns `y`), and a step of any length in `[0, dt]` is a valid dense output
   of the same order, which `SaveAt(ts=...)` uses between grid points;
-- class constants `order`, `symplectic`, `reversible` and `mechanical`.
+- class constants `order`, `symplectic`, `reversible` and `mechanical`;
+- optionally `step_fsal(system, t, y, a, dt) -> (y_next, a_next)` for methods whose last
+  force evaluation is the next step's first (first same as last): `ds.simulate` then
+  carries the acceleration `a` in its loop when `ignores_velocity` holds.
 
 The engine knows no physics. A *system* is anything with `vector_field(t, y)`; a
 *mechanical* integrator (`mechanical = True`) also needs `acceleration(t, q, v)` and a
@@ -18,6 +21,7 @@ from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
+from jax.extend import core as jex_core
 
 from .._types import RealScalarLike, State
 
@@ -142,7 +146,9 @@ class Leapfrog(AbstractFixedStepIntegrator):
     the method second order, though it is then neither symplectic nor reversible (no
     method with explicit damping is).
 
-    Two force evaluations a step.
+    Two force evaluations a step; one in `ds.simulate` when the acceleration cannot
+    depend on the velocity (`step_fsal`: the end-of-step force is the next step's
+    start-of-step force, carried in the loop).
     """
 
     order: ClassVar[int] = 2
@@ -157,6 +163,17 @@ class Leapfrog(AbstractFixedStepIntegrator):
         v_pred = _axpy(dt, a0, y.v)
         v1 = _axpy(0.5 * dt, system.acceleration(t + dt, q1, v_pred), v_half)
         return _replace_qv(y, q1, v1)
+
+    def step_fsal(self, system, t, y, a0, dt):
+        """`step` given the acceleration at the start, returning the one at the end too:
+        one force evaluation a step instead of two. Only for an acceleration that does
+        not depend on the velocity (see `ignores_velocity`), which is then evaluated at
+        any velocity. A step of `-dt` from `(y1, a1)` returns `(y0, a0)` exactly in exact
+        arithmetic, as `step` does."""
+        v_half = _axpy(0.5 * dt, a0, y.v)
+        q1 = _axpy(dt, v_half, y.q)
+        a1 = system.acceleration(t + dt, q1, v_half)
+        return _replace_qv(y, q1, _axpy(0.5 * dt, a1, v_half)), a1
 
 
 # Yoshida (1990) "Construction of higher order symplectic integrators", Phys. Lett. A 150.
@@ -175,7 +192,8 @@ class Yoshida4(AbstractFixedStepIntegrator):
     not symmetric and the triple jump gains one order instead of two: order 3 (measured in
     the tests).
 
-    Six force evaluations a step.
+    Six force evaluations a step; three in `ds.simulate` when the acceleration cannot
+    depend on the velocity (`step_fsal`).
     """
 
     order: ClassVar[int] = 4
@@ -190,6 +208,41 @@ class Yoshida4(AbstractFixedStepIntegrator):
         y = leapfrog.step(system, t, y, h1)
         y = leapfrog.step(system, t + h1, y, h0)
         return leapfrog.step(system, t + h1 + h0, y, h1)
+
+    def step_fsal(self, system, t, y, a0, dt):
+        """`step` carrying the acceleration between the three substeps and across steps:
+        three force evaluations a step instead of six (see `Leapfrog.step_fsal`)."""
+        leapfrog = Leapfrog()
+        h1 = _YOSHIDA_W1 * dt
+        h0 = _YOSHIDA_W0 * dt
+        y, a = leapfrog.step_fsal(system, t, y, a0, h1)
+        y, a = leapfrog.step_fsal(system, t + h1, y, a, h0)
+        return leapfrog.step_fsal(system, t + h1 + h0, y, a, h1)
+
+
+def ignores_velocity(system: Any, t: Any, q: Any, v: Any) -> bool:
+    """Whether `system.acceleration(t, q, v)` cannot depend on `v`: no path in its traced
+    program leads from `v` to the output. Structural, so conservative: `damping * v` with
+    `damping = 0.0` still counts as depending on `v`, and an operation that takes `v` and
+    contains a sub-program (a `jit`, a `scan`) counts as passing it to all its outputs."""
+    jaxpr = jax.make_jaxpr(lambda v: system.acceleration(t, q, v))(v).jaxpr
+    reached = set(jaxpr.invars)
+    for eqn in jaxpr.eqns:
+        if any(isinstance(x, jex_core.Var) and x in reached for x in eqn.invars):
+            reached.update(eqn.outvars)
+    return not any(isinstance(x, jex_core.Var) and x in reached for x in jaxpr.outvars)
+
+
+def uses_fsal(integrator: Any, system: Any, t: Any, y: Any) -> bool:
+    """Whether a rollout may carry the acceleration from step to step (first same as last):
+    the integrator has `step_fsal` and the acceleration ignores the velocity."""
+    return (
+        callable(getattr(integrator, "step_fsal", None))
+        and is_mechanical(system)
+        and hasattr(y, "q")
+        and hasattr(y, "v")
+        and ignores_velocity(system, t, y.q, y.v)
+    )
 
 
 def check_integrator_fits(integrator: AbstractFixedStepIntegrator, system: Any, y0: Any):

@@ -26,7 +26,7 @@ from .._types import RealScalarLike, State
 from ._adaptive import AbstractAdaptiveIntegrator, simulate_adaptive
 from ._adjoints import AbstractAdjoint, Backsolve, Checkpointed, Direct, Reversible
 from ._errors import error_if_bad_step, reraise_clean
-from ._integrators import RK4, AbstractFixedStepIntegrator, check_integrator_fits
+from ._integrators import RK4, AbstractFixedStepIntegrator, check_integrator_fits, uses_fsal
 from ._saveat import SaveAt
 from ._solution import RESULTS, Trajectory
 
@@ -201,27 +201,41 @@ def _concat(trees):
     return jax.tree.map(lambda *xs: jnp.concatenate(xs), *trees)
 
 
-def _make_step(integrator):
+# A rollout's loop carry is (y, k, aux): the state, the step counter, and what the
+# integrator carries from one step to the next: the acceleration for first-same-as-last
+# (FSAL) methods, else `()`.
+
+
+def _make_step(integrator, fsal: bool):
     def step(params, carry):
         system, t0, dt = params[:3]
-        y, k = carry
-        return integrator.step(system, t0 + k.astype(t0.dtype) * dt, y, dt), k + 1
+        y, k, aux = carry
+        t = t0 + k.astype(t0.dtype) * dt
+        if fsal:
+            y, aux = integrator.step_fsal(system, t, y, aux, dt)
+            return y, k + 1, aux
+        return integrator.step(system, t, y, dt), k + 1, aux
 
     return step
 
 
-def _make_inverse(integrator):
-    """One step backwards from t_k undoes the step from t_{k-1} (reversible methods)."""
+def _make_inverse(integrator, fsal: bool):
+    """One step backwards from t_k undoes the step from t_{k-1} (reversible methods); with
+    FSAL it also gives back the acceleration at t_{k-1}."""
 
     def inverse(params, carry):
         system, t0, dt = params[:3]
-        y, k = carry
-        return integrator.step(system, t0 + k.astype(t0.dtype) * dt, y, -dt), k - 1
+        y, k, aux = carry
+        t = t0 + k.astype(t0.dtype) * dt
+        if fsal:
+            y, aux = integrator.step_fsal(system, t, y, aux, -dt)
+            return y, k - 1, aux
+        return integrator.step(system, t, y, -dt), k - 1, aux
 
     return inverse
 
 
-def _first_nonfinite_step(step, params, y0, n: int, y_final) -> jax.Array:
+def _first_nonfinite_step(step, params, carry0, n: int, y_final) -> jax.Array:
     """The first step whose result is non-finite, or -1 if the final state is finite.
 
     NaN and inf propagate through arithmetic, so a rollout that went non-finite anywhere
@@ -236,18 +250,17 @@ def _first_nonfinite_step(step, params, y0, n: int, y_final) -> jax.Array:
 
     def locate(_):
         quiet = jax.tree.map(
-            lambda x: lax.stop_gradient(x) if eqx.is_inexact_array(x) else x, (params, y0)
+            lambda x: lax.stop_gradient(x) if eqx.is_inexact_array(x) else x, (params, carry0)
         )
 
-        def body(carry, _):
-            y, k, bad = carry
-            y1, k1 = step(quiet[0], (y, k))
-            bad = jnp.where((bad < 0) & ~_all_finite(y1), k, bad)
-            return (y1, k1, bad), None
+        def body(state, _):
+            carry, bad = state
+            carry1 = step(quiet[0], carry)
+            bad = jnp.where((bad < 0) & ~_all_finite(carry1[0]), carry[1], bad)
+            return (carry1, bad), None
 
         minus_one = jnp.asarray(-1, jnp.int32)
-        carry0 = (quiet[1], jnp.asarray(0, jnp.int32), minus_one)
-        (_, _, bad), _ = lax.scan(body, carry0, None, length=n)
+        (_, bad), _ = lax.scan(body, (quiet[1], minus_one), None, length=n)
         # A state that went non-finite and came back (a `where` in the system) is still
         # reported, at the last step, rather than not at all.
         return jnp.where(finite, minus_one, jnp.where(bad < 0, n - 1, bad))
@@ -292,12 +305,14 @@ def _simulate_fixed(
 ):
     dtype = t0.dtype
     save = (lambda t, y: saveat.fn(t, y)) if saveat.fn is not None else (lambda t, y: y)
-    step = _make_step(integrator)
-    inverse = _make_inverse(integrator) if integrator.reversible else None
+    fsal = uses_fsal(integrator, system, t0, y0)
+    step = _make_step(integrator, fsal)
+    inverse = _make_inverse(integrator, fsal) if integrator.reversible else None
     params = (system, t0, dt)
     if isinstance(adjoint, Reversible):
         y0 = _check_velocity_independent(system, t0, y0)
-    carry0 = (y0, jnp.asarray(0, jnp.int32))
+    aux0 = system.acceleration(t0, y0.q, y0.v) if fsal else ()
+    carry0 = (y0, jnp.asarray(0, jnp.int32), aux0)
 
     if saveat.ts is not None:
         ts = saveat.ts.astype(dtype)
@@ -314,7 +329,7 @@ def _simulate_fixed(
             )
         ys, final = _save_at_times(step, inverse, params, carry0, ts, n, integrator, adjoint)
         ys = jax.vmap(save)(ts, ys)
-        y_final, _ = final
+        y_final = final[0]
     elif saveat.every is not None and _flat_every(adjoint, y0, n, saveat.every):
         # One flat scan that emits every state, then every k-th is kept: O(n) states,
         # which Direct stores for the gradient anyway. Nested loops (a scan of blocks
@@ -333,7 +348,7 @@ def _simulate_fixed(
         times = t0 + jnp.asarray(steps, dtype) * dt
         ys = _concat([_stack([save(t0, y0)]), jax.vmap(save)(times, picked)])
         ts = t0 + jnp.asarray(np.concatenate([[0], steps]), dtype) * dt
-        y_final, _ = carry
+        y_final = carry[0]
     elif saveat.every is not None:
         k = saveat.every
         n_blocks, rem = divmod(n, k)
@@ -351,9 +366,9 @@ def _simulate_fixed(
             steps.append(np.array([n]))
         ys = _concat(pieces)
         ts = t0 + jnp.asarray(np.concatenate(steps), dtype) * dt
-        y_final, _ = carry
+        y_final = carry[0]
     else:
-        y_final, _ = adjoint.loop(step, params, carry0, n, inverse)
+        y_final = adjoint.loop(step, params, carry0, n, inverse)[0]
         t1 = t0 + n * dt
         times, states = [], []
         if saveat.t0:
@@ -364,7 +379,7 @@ def _simulate_fixed(
             states.append(save(t1, y_final))
         ts, ys = jnp.stack(times), _stack(states)
 
-    bad = _first_nonfinite_step(step, params, y0, n, y_final)
+    bad = _first_nonfinite_step(step, params, carry0, n, y_final)
     result = RESULTS.where(bad >= 0, RESULTS.nonfinite, RESULTS.successful)
     if throw:
         ys = error_if_bad_step(
@@ -420,7 +435,7 @@ def _save_at_times(step, inverse, params, carry0, ts, n, integrator, adjoint):
     def body(params, carry):
         ks = params[3]
         inner, buffer = carry
-        y, k = inner
+        y, k = inner[0], inner[1]
         # Saves that share a step k share one buffer row: the first of their group.
         row = jnp.minimum(jnp.searchsorted(ks, k, side="left"), n_save - 1)
         hit = ks[row] == k
