@@ -327,13 +327,16 @@ def _progress(k, n_chunks, failed, device):
     elapsed = now - _progress_clock["start"]
     eta = f", ~{elapsed / timed * (n_chunks - k - 1):.1f} s left" if timed else ""
     last = k + 1 == n_chunks
-    print(
-        f"\rds.ensemble: chunk {k + 1}/{n_chunks} ({100 * (k + 1) // n_chunks}%){eta}, "
-        f"{int(failed)} failed",
-        end="\n" if last else "",
-        file=sys.stderr,
-        flush=True,
+    line = (
+        f"ds.ensemble: chunk {k + 1}/{n_chunks} ({100 * (k + 1) // n_chunks}%){eta}, "
+        f"{int(failed)} failed"
     )
+    isatty = getattr(sys.stderr, "isatty", None)
+    if isatty and isatty():  # one line, redrawn
+        print("\r" + line, end="\n" if last else "", file=sys.stderr, flush=True)
+    elif last or k == 0 or 10 * (k + 1) // n_chunks > 10 * k // n_chunks:
+        # A log file or a notebook: whole lines, about one per 10%.
+        print(line, file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------------------
@@ -680,7 +683,8 @@ def ensemble(
       tuple of them, to return streaming statistics and never store all outputs.
     - `throw`: raise `ds.SimulationError` naming the first failed member (with its step).
       With `False`, failed members are reported in the result and the others are kept.
-    - `progress`: print chunk progress to stderr.
+    - `progress`: print chunk progress to stderr: one redrawn line on a terminal, else
+      (a log file, a notebook) whole lines, about one per 10% of the chunks.
 
     **Returns:** an `EnsembleResult` (`values`, `num_failed`, `failed_indices`,
     `failed_steps`, `failed_results`, `failed`).

@@ -372,6 +372,13 @@ def test_progress_prints_chunks(capsys):
     ds.ensemble(lorenz_run, RHOS, batch_size=4)
     jax.effects_barrier()
     assert "chunk" not in capsys.readouterr().err  # off by default
+    # Not a terminal (captured here): whole lines, about one per 10% of 40 chunks.
+    ds.ensemble(lambda x: 2 * x, jnp.arange(40.0), batch_size=1, progress=True)
+    jax.effects_barrier()
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert "\r" not in err and 10 <= len(lines) <= 12, lines
+    assert lines[0].startswith("ds.ensemble: chunk 1/40") and "chunk 40/40 (100%)" in lines[-1]
 
 
 # --------------------------------------------------------------------------------------
