@@ -97,3 +97,14 @@ def scenario_args(
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     return types.SimpleNamespace(**config), out
+
+
+def save_figure(fig: Any, path: Path, *, dpi: int = 110) -> Path:
+    """Write a scenario's figure to `path` and close it (a scenario draws several, and an
+    open figure keeps its memory); returns `path`. The dpi keeps the PNGs shown in
+    scenarios/README.md small."""
+    import matplotlib.pyplot as plt  # only the scenarios need matplotlib here
+
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path

@@ -59,7 +59,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 import diffsim as ds  # noqa: E402
-from diffsim._scenario import scenario_args  # noqa: E402
+from diffsim._scenario import save_figure, scenario_args  # noqa: E402
 
 CONFIG = dict(
     horizon=8.0,  # s, swing-up training rollouts
@@ -248,8 +248,7 @@ def main(argv=None):
     axes[1].set(ylabel="cart position (m)")
     axes[2].set(ylabel="force (N)", xlabel="t (s)")
     path = out / "cartpole_swingup.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
     print(f"Figure: {path}")
     print(
         f"Done in {time.perf_counter() - start_time:.1f} s "

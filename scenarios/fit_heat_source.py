@@ -31,7 +31,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import diffsim as ds  # noqa: E402
-from diffsim._scenario import scenario_args  # noqa: E402
+from diffsim._scenario import save_figure, scenario_args  # noqa: E402
 
 CONFIG = dict(
     n_nodes=40,  # finite-volume nodes, one diffusivity value each
@@ -114,7 +114,7 @@ def main(argv=None):
     ax2.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     path = out / "fit_heat_source.png"
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     print(f"wrote {path}")
     return 0 if (rms < 0.15 and inside >= 0.8) else 1
 

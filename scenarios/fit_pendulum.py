@@ -30,12 +30,11 @@ jax.config.update("jax_enable_x64", True)
 # This script only writes PNG files, so it never needs a window, whatever MPLBACKEND says.
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import diffsim as ds  # noqa: E402
 import diffsim.plot as dsplot  # noqa: E402
-from diffsim._scenario import scenario_args  # noqa: E402
+from diffsim._scenario import save_figure, scenario_args  # noqa: E402
 
 CONFIG = dict(
     length=1.3,  # m, the truth
@@ -125,8 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     bottom.set(xlabel="t (s)", ylabel="residual (rad)")
     path = out / "fit_pendulum.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
     print(f"Figure: {path}")
     print(f"Done in {time.perf_counter() - start:.1f} s")
     return 0 if ok else 1

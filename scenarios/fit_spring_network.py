@@ -42,7 +42,7 @@ from matplotlib.collections import LineCollection  # noqa: E402
 
 import diffsim as ds  # noqa: E402
 import diffsim.plot as dsplot  # noqa: E402
-from diffsim._scenario import scenario_args  # noqa: E402
+from diffsim._scenario import save_figure, scenario_args  # noqa: E402
 
 CONFIG = dict(
     nx=4,  # nodes along x
@@ -199,8 +199,7 @@ def _figure(nominal, y0, free, k_true, k_fit, k_err, z, observed, predicted, noi
     )
     axes[0].set(ylabel="z (m)", title=f"Node {corner} (a free corner): height")
     axes[1].set(xlabel="t (s)", ylabel="residual (m)")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 if __name__ == "__main__":

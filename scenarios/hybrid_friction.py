@@ -44,7 +44,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 import diffsim as ds  # noqa: E402
-from diffsim._scenario import scenario_args  # noqa: E402
+from diffsim._scenario import save_figure, scenario_args  # noqa: E402
 
 CONFIG = dict(
     t_train=6.0,  # s of observed record per swing
@@ -193,8 +193,7 @@ def main(argv=None):
     ax.axhline(0, color="0.8", lw=0.8, zorder=0)
     ax.legend()
     path_curve = out / "hybrid_friction_curve.png"
-    fig.savefig(path_curve, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path_curve, dpi=120)
 
     # Figure 2: forecasts of the longest swing.
     ts_all = dt * np.arange(n_train + n_forecast + 1)
@@ -216,8 +215,7 @@ def main(argv=None):
     axes[0].legend(loc="upper right", fontsize=8, ncols=2)
     axes[1].set(xlabel="t (s)")
     path_forecast = out / "hybrid_friction_forecast.png"
-    fig.savefig(path_forecast, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path_forecast, dpi=120)
     print(f"Figures: {path_curve}, {path_forecast}")
     print(f"Done in {time.perf_counter() - start_time:.1f} s")
     return 0

@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 import diffsim as ds  # noqa: E402
-from diffsim._scenario import scenario_args  # noqa: E402
+from diffsim._scenario import save_figure, scenario_args  # noqa: E402
 
 CONFIG = dict(
     n_steps=2000,  # Adam steps
@@ -188,8 +188,7 @@ def main(argv=None):
     axes[0].legend()
     fig.suptitle("Held-out systems: inference network vs ds.fit per system")
     path = out / "infer_parameters.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
     print(f"Figure: {path}")
     print(f"Done in {time.perf_counter() - start_time:.1f} s")
     return 0

@@ -25,7 +25,7 @@ import numpy as np
 
 import diffsim as ds
 import diffsim.plot as dsplot
-from diffsim._scenario import scenario_args
+from diffsim._scenario import save_figure, scenario_args
 
 CONFIG = dict(
     n_members=10_000,
@@ -93,8 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     bands = np.quantile(ys[:, :, 2], QUANTILES, axis=0)
     dsplot.ensemble_band(ts, bands, q=QUANTILES, ax=axes[2], label="median z")
     axes[2].set(ylabel="z", title="Spread of z(t) over the ensemble")
-    fig.savefig(out / "lorenz_ensemble.png", dpi=90)
-    plt.close(fig)
+    save_figure(fig, out / "lorenz_ensemble.png", dpi=90)
 
     summary = dict(
         n_members=config.n_members,

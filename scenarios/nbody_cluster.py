@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 import diffsim as ds  # noqa: E402
 import diffsim.plot as dsplot  # noqa: E402
 from diffsim._progress import ProgressBar, saveat_fn  # noqa: E402
-from diffsim._scenario import scenario_args  # noqa: E402
+from diffsim._scenario import save_figure, scenario_args  # noqa: E402
 
 CONFIG = dict(
     n_stars=128,
@@ -99,8 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     twin.set_ylabel("|E - E0| / |E0| (grey)")
     axes[2].set(xlabel="t", ylabel="Lagrangian radius", title="Size and energy error")
     axes[2].legend(loc="upper left", fontsize=8)
-    fig.savefig(out / "nbody_cluster.png", dpi=90)
-    plt.close(fig)
+    save_figure(fig, out / "nbody_cluster.png", dpi=90)
 
     summary = dict(
         n_stars=config.n_stars,

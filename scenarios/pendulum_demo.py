@@ -32,12 +32,11 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import diffsim as ds  # noqa: E402
 import diffsim.plot as dsplot  # noqa: E402
-from diffsim._scenario import scenario_args  # noqa: E402
+from diffsim._scenario import save_figure, scenario_args  # noqa: E402
 
 CONFIG = dict(
     length=1.3,  # m, the truth
@@ -172,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     bottom.set(xlabel="t (s)", ylabel="residual (rad)")
     fig.set_size_inches(10, 6)
-    _save(fig, out / "pendulum_demo.png")
+    save_figure(fig, out / "pendulum_demo.png", dpi=110)
 
     shown = np.asarray(draws[: min(config.n_members, 3000)])
     fig = dsplot.parameter_corner(
@@ -183,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         truth=[config.length, config.damping],
     )
     fig.suptitle("Fitted uncertainty and the ensemble drawn from it (red: truth)")
-    _save(fig, out / "pendulum_corner.png")
+    save_figure(fig, out / "pendulum_corner.png", dpi=110)
 
     summary = dict(
         truth=dict(length=config.length, damping=config.damping),
@@ -204,11 +203,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Wrote {out}/pendulum_demo.png, pendulum_corner.png, summary.json")
     print(f"Done in {time.perf_counter() - start:.1f} s")
     return 0
-
-
-def _save(fig, path) -> None:
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

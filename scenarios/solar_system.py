@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 import diffsim as ds  # noqa: E402
 import diffsim.plot as dsplot  # noqa: E402
 from diffsim._progress import ProgressBar, saveat_fn  # noqa: E402
-from diffsim._scenario import scenario_args  # noqa: E402
+from diffsim._scenario import save_figure, scenario_args  # noqa: E402
 
 CONFIG = dict(
     t1=200_000.0,  # days
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     ax.set(xlabel="t (days)", title=f"Outer solar system, dt = {config.dt:g} days")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.set_size_inches(9, 4.5)
-    _save(fig, out / "solar_system_energy.png")
+    save_figure(fig, out / "solar_system_energy.png", dpi=100)
 
     reference = "Yoshida4" if "Yoshida4" in runs else names[-1]
     q = np.asarray(runs[reference][1].ys.q)
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         ax.plot(qe[:, 1, 0], qe[:, 1, 1], lw=0.6, ls=":", color="k", label="Jupiter, Euler")
     ax.set(xlabel="x (AU)", ylabel="y (AU)", aspect="equal", title=f"Orbits ({reference})")
     ax.legend(loc="upper right", fontsize=8)
-    _save(fig, out / "solar_system_orbits.png")
+    save_figure(fig, out / "solar_system_orbits.png", dpi=100)
 
     (out / "summary.json").write_text(
         json.dumps(dict(t1_days=config.t1, dt_days=config.dt, integrators=summary), indent=2) + "\n"
@@ -113,11 +113,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Wrote {out}/solar_system_energy.png, solar_system_orbits.png, summary.json")
     print(f"Done in {time.perf_counter() - start:.1f} s")
     return 0
-
-
-def _save(fig, path) -> None:
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

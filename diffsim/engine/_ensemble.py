@@ -47,6 +47,7 @@ from jaxtyping import Array, Bool, Int
 from ._errors import SimulationError, reraise_clean
 from ._flat_jit import NOT_APPLICABLE, flat_jit
 from ._reducers import AbstractReducer, check_reducers, is_reducer
+from ._rollout import _floats_to_arrays, _is_concrete_tree
 from ._solution import RESULTS, Trajectory
 
 #: With `reduce=`, how many failed members are reported individually (all are counted).
@@ -158,16 +159,6 @@ def _make_mesh(devices) -> Mesh | None:
             f"{devices!r}."
         )
     return Mesh(np.array(devs), ("members",))
-
-
-def _floats_to_arrays(tree):
-    """Python floats become 0-d arrays: dynamic, so a new value does not recompile. Ints
-    and bools may be shapes or switches: kept static."""
-    return jax.tree.map(lambda x: jnp.asarray(x) if type(x) is float else x, tree)
-
-
-def _is_concrete(tree) -> bool:
-    return not any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(tree))
 
 
 def _check_hashable(fn, batched_args, reduce) -> None:
@@ -742,14 +733,14 @@ def ensemble(
         rest, static = eqx.partition(_floats_to_arrays(rest), eqx.is_array)
         if mesh is None:  # traced
             return _ensemble(fn, batched, rest, static, reduce, **settings)
-        if _is_concrete(batched) and _is_concrete(rest):
+        if _is_concrete_tree((batched, rest)):
             # Lay the members out on the devices once, outside the compiled function.
             n_pad = math.ceil(n / mesh.size) * mesh.size
             batched = jax.device_put(
                 _pad(batched, n, n_pad), NamedSharding(mesh, PartitionSpec(mesh.axis_names[0]))
             )
             rest = jax.device_put(rest, NamedSharding(mesh, PartitionSpec()))
-        if throw and not (_is_concrete(batched) and _is_concrete(rest)):
+        if throw and not _is_concrete_tree((batched, rest)):
             raise ValueError(
                 "With devices=, throw=True is checked on the host after the run, which a "
                 "traced call (under jax.jit, vmap or grad) cannot do. Pass throw=False and "

@@ -373,10 +373,8 @@ def fit(
     tracing = any(
         isinstance(x, jax.core.Tracer) for x in jax.tree.leaves((params0, observed, sigma))
     )
-    if tracing or shooting is not None:
-        # Eager calls keep Python floats: the compiled call makes them dynamic (flat_jit).
-        params0 = _floats_to_arrays(params0)
     if shooting is not None:
+        params0 = _floats_to_arrays(params0)
         return _fit_shooting(
             model,
             params0,
@@ -446,8 +444,11 @@ def fit(
     with trial_rollouts(forward_jacobians=forward):
         # The solver and options are part of the compiled program's key, and they decide
         # `forward`, so a cached program was traced under the same trial_rollouts.
+        # Eager calls keep Python floats in params0: flat_jit traces them as 0-d arrays;
+        # eqx.filter_jit (traced calls, or a static leaf that cannot be hashed) would
+        # bake them in, so they become arrays first.
         out = NOT_APPLICABLE if tracing else _fit_core_eager(*args)
-        if out is NOT_APPLICABLE:  # traced, or a static leaf that cannot be hashed
+        if out is NOT_APPLICABLE:
             out = _fit_core(*args[:8], _floats_to_arrays(params0), observed, sigma)
     params, final_loss, history, stderr, covariance, n_steps, converged, values = out
     if not tracing:
@@ -564,7 +565,7 @@ def _fit_program(
 # Under a user's transformation: eqx.filter_jit. Eager calls: the same program through
 # flat_jit, without filter_jit's per-call partitioning of the (large) argument pytrees.
 _fit_core = eqx.filter_jit(_fit_program)
-# Python floats in params0 (eager calls skip _floats_to_arrays) are traced, not baked in.
+# Python floats in params0 are traced, not baked in.
 _fit_core_eager = flat_jit(_fit_program, float_dynamic=(False,) * 8 + (True, False, False))
 
 

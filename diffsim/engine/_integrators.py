@@ -235,14 +235,11 @@ def ignores_velocity(system: Any, t: Any, q: Any, v: Any) -> bool:
 
 def uses_fsal(integrator: Any, system: Any, t: Any, y: Any) -> bool:
     """Whether a rollout may carry the acceleration from step to step (first same as last):
-    the integrator has `step_fsal` and the acceleration ignores the velocity."""
-    return (
-        callable(getattr(integrator, "step_fsal", None))
-        and is_mechanical(system)
-        and hasattr(y, "q")
-        and hasattr(y, "v")
-        and ignores_velocity(system, t, y.q, y.v)
-    )
+    the integrator has `step_fsal` and the acceleration ignores the velocity. (Methods
+    with `step_fsal` are mechanical, so `check_integrator_fits` has already seen a
+    mechanical system and a `PhaseState`.)"""
+    fsal = callable(getattr(integrator, "step_fsal", None))
+    return fsal and ignores_velocity(system, t, y.q, y.v)
 
 
 def check_integrator_fits(integrator: AbstractFixedStepIntegrator, system: Any, y0: Any):
