@@ -206,7 +206,7 @@ def reference_float64(lengths, damping: float, n_steps: int):
 
 # --------------------------------------------------------------------------------------
 # What ds.simulate adds to the scan, one piece at a time (--breakdown). These copy the
-# loop body of diffsim/engine/_rollout.py's _simulate_fixed; update them if it changes.
+# loop body of diffsim/engine/_fixed.py's simulate_fixed; update them if it changes.
 
 
 def _nonfinite_body(length, damping):

@@ -1,5 +1,6 @@
-"""ensemble(): equals a loop of simulate; chunking, sharding, streaming statistics,
-sampling, failures, errors, and jit/vmap/grad composition."""
+"""ensemble(): equals a loop of simulate; chunking, sharding, failures, errors, and
+jit/vmap/grad composition. Streaming statistics: test_reducers.py; sampling designs:
+test_sampling.py."""
 
 import logging
 import os
@@ -15,16 +16,8 @@ import numpy as np
 import pytest
 
 import diffsim as ds
-from diffsim.systems._stochastic import Langevin
 
-Y0 = jnp.array([1.0, 0.0, 0.0])
-RHOS = jnp.linspace(0.0, 21.0, 11)
-
-
-def lorenz_run(rho):
-    """One member: a Lorenz rollout, 100 RK4 steps, 11 saved states."""
-    system = ds.systems.Lorenz(rho=rho)
-    return ds.simulate(system, Y0, t1=1.0, dt=1e-2, saveat=ds.SaveAt(every=10), throw=False)
+from .helpers import RHOS, Y0, lorenz_run
 
 
 def _blows_up(y0):
@@ -35,12 +28,6 @@ def _blows_up(y0):
 
 BLOWUP_Y0 = jnp.array([0.1, 1.0, 0.2, 3.0, 0.1, 0.3, 0.6, 0.2, 0.4, 0.05])
 BLOWUP_BAD = [1, 3, 6]
-
-
-@pytest.fixture(scope="module")
-def loop():
-    """The reference: a Python loop of simulate, one member at a time."""
-    return np.stack([np.asarray(lorenz_run(rho).ys) for rho in RHOS])
 
 
 # --------------------------------------------------------------------------------------
@@ -115,90 +102,6 @@ def test_float32_stays_float32():
     stats = ds.ensemble(lambda x: x, res.values.ys, batch_size=4, reduce=ds.Moments()).values
     assert stats.mean.dtype == jnp.float32
     np.testing.assert_allclose(stats.mean, np.mean(loop, 0), rtol=1e-6)
-
-
-# --------------------------------------------------------------------------------------
-# Streaming statistics against NumPy on the stored outputs.
-
-
-def test_streaming_moments_minmax_count_vs_numpy(loop):
-    reduce = {
-        "moments": ds.Moments(),
-        "unbiased": ds.Moments(ddof=1),
-        "range": ds.MinMax(),
-        "count": ds.Count(lambda traj: traj.ys[-1, 2] > 5.0),
-        "members": ds.Count(),
-    }
-    stats = ds.ensemble(lorenz_run, RHOS, batch_size=4, reduce=reduce).values
-    np.testing.assert_allclose(stats["moments"].mean.ys, loop.mean(0), rtol=1e-12, atol=1e-13)
-    np.testing.assert_allclose(stats["moments"].variance.ys, loop.var(0), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(stats["moments"].std.ys, loop.std(0), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(
-        stats["unbiased"].variance.ys, loop.var(0, ddof=1), rtol=1e-10, atol=1e-20
-    )
-    np.testing.assert_array_equal(stats["range"].min.ys, loop.min(0))
-    np.testing.assert_array_equal(stats["range"].max.ys, loop.max(0))
-    assert int(stats["moments"].count) == 11 and int(stats["members"].total) == 11
-    assert int(stats["count"].count) == int((loop[:, -1, 2] > 5.0).sum())
-    assert float(stats["count"].fraction) == pytest.approx((loop[:, -1, 2] > 5.0).mean())
-    # Integer leaves (step counts, result codes) are not reduced.
-    assert stats["moments"].mean.stats["num_steps"] is None
-
-
-def test_moments_stable_with_large_mean_float32():
-    # Data 1e4 + N(0, 1) in float32: a sum of squares would lose the variance entirely
-    # (1e8 against float32's 7 digits); chunk-wise two-pass + Chan merging keeps it.
-    x = 1e4 + jax.random.normal(jax.random.key(3), (20_000,), jnp.float32)
-    stats = ds.ensemble(lambda x: x, x, batch_size=1000, reduce=ds.Moments()).values
-    exact = np.var(np.asarray(x, np.float64))
-    assert float(stats.variance) == pytest.approx(exact, rel=1e-3)
-    naive = float(jnp.mean(x * x) - jnp.mean(x) ** 2)
-    assert abs(naive - exact) > 0.1 * exact  # the naive formula really does fail here
-
-
-def test_streaming_histogram_and_quantiles_vs_numpy():
-    x = jax.random.normal(jax.random.key(4), (5000, 2)) * jnp.array([1.0, 3.0])
-    lo, hi, bins = -6.0, 6.0, 600
-    q = jnp.array([0.0, 0.01, 0.25, 0.5, 0.9, 0.999, 1.0])
-    reduce = ds.Histogram(low=lo, high=hi, bins=bins)
-    hist = ds.ensemble(lambda x: x, x, batch_size=700, reduce=reduce).values
-    xs = np.asarray(x)
-    for j in range(2):
-        counts, _ = np.histogram(xs[:, j], bins=bins, range=(lo, hi))
-        np.testing.assert_array_equal(hist.counts[j], counts)
-        assert int(hist.underflow[j]) == int((xs[:, j] < lo).sum())
-        assert int(hist.overflow[j]) == int((xs[:, j] > hi).sum())
-    estimate = np.asarray(hist.quantile(q))
-    exact = np.quantile(xs, q, axis=0)
-    width = (hi - lo) / bins
-    inside = (exact >= lo) & (exact <= hi)
-    assert inside[:, 0].all() and not inside.all()  # column 1's tails lie outside the range
-    err = np.abs(estimate - exact)
-    assert (err[inside] <= width).all(), err
-    # Outside the range an estimate stays between the range's edge and the extreme.
-    low_tail, high_tail = exact[:, 1] < lo, exact[:, 1] > hi
-    est = estimate[:, 1]
-    assert ((est[low_tail] >= xs[:, 1].min()) & (est[low_tail] <= lo)).all()
-    assert ((est[high_tail] <= xs[:, 1].max()) & (est[high_tail] >= hi)).all()
-    np.testing.assert_array_equal(estimate[0], xs.min(0))
-    np.testing.assert_array_equal(estimate[-1], xs.max(0))
-
-
-def test_memory_bounded_by_chunks():
-    # 10^6 members x 1000 saved steps of a 3-d state would be 24 GB of outputs; streamed
-    # in chunks of 1000 through Moments the compiled program needs tens of MB. Compiled
-    # (not run): XLA's own memory analysis of the whole ensemble.
-    def run(rho):
-        system = ds.systems.Lorenz(rho=rho)
-        return ds.simulate(system, Y0, n_steps=1000, dt=1e-3, saveat=ds.SaveAt(every=1)).ys
-
-    def stats(rhos, batch_size):
-        return ds.ensemble(run, rhos, batch_size=batch_size, reduce=ds.Moments()).values.mean
-
-    rhos = jax.ShapeDtypeStruct((10**6,), jnp.float64)
-    chunked = jax.jit(lambda r: stats(r, 1000)).lower(rhos).compile().memory_analysis()
-    assert chunked.temp_size_in_bytes < 200e6, chunked.temp_size_in_bytes
-    assert chunked.output_size_in_bytes < 1e6  # (1001, 3) means, not (10^6, 1001, 3)
 
 
 # --------------------------------------------------------------------------------------
@@ -382,139 +285,6 @@ def test_progress_prints_chunks(capsys):
 
 
 # --------------------------------------------------------------------------------------
-# Sampling helpers.
-
-
-def test_sample_distributions_and_determinism():
-    template = ds.systems.Lorenz()
-    kwargs = dict(
-        where=lambda s: (s.rho, s.sigma, s.beta),
-        dist=(ds.Uniform(0.0, 21.0), ds.Normal(10.0, 2.0), ds.LogUniform(0.1, 10.0)),
-    )
-    batch = ds.sample(jax.random.key(0), template, 20_000, **kwargs)
-    again = ds.sample(jax.random.key(0), template, 20_000, **kwargs)
-    other = ds.sample(jax.random.key(1), template, 20_000, **kwargs)
-    np.testing.assert_array_equal(batch.rho, again.rho)
-    assert not np.allclose(batch.rho, other.rho)
-    rho, sigma, logb = np.asarray(batch.rho), np.asarray(batch.sigma), np.log(batch.beta)
-    # Moments within ~4 standard errors of 20,000 draws.
-    assert rho.min() >= 0.0 and rho.max() < 21.0 and abs(rho.mean() - 10.5) < 0.2
-    assert abs(sigma.mean() - 10.0) < 0.06 and abs(sigma.std() - 2.0) < 0.05
-    assert abs(logb.mean()) < 0.07 and logb.min() >= np.log(0.1) and logb.max() < np.log(10)
-
-
-def test_latin_hypercube_stratifies_every_marginal():
-    n = 64
-    batch = ds.sample(
-        jax.random.key(2),
-        ds.systems.Lorenz(),
-        n,
-        where=lambda s: (s.rho, s.beta),
-        dist=(ds.Uniform(0.0, 1.0), ds.Uniform(10.0, 20.0)),
-        design=ds.LatinHypercube(),
-    )
-    # Each of the n strata of each coordinate holds exactly one point.
-    assert sorted(np.floor(np.asarray(batch.rho) * n).astype(int)) == list(range(n))
-    strata = np.floor((np.asarray(batch.beta) - 10.0) / 10.0 * n).astype(int)
-    assert sorted(strata) == list(range(n))
-
-
-def test_sobol_unscrambled_equals_scipy():
-    qmc = pytest.importorskip("scipy.stats.qmc")
-    for d in (1, 3, 40, ds.engine._sampling.SOBOL_MAX_DIM):
-        ours = ds.Sobol(scramble=False).unit(jax.random.key(0), 512, d, jnp.float64)
-        np.testing.assert_array_equal(ours, qmc.Sobol(d, scramble=False).random(512))
-
-
-def test_sobol_scrambled_is_a_net_and_integrates_better_than_monte_carlo():
-    n = 256
-    u = np.asarray(ds.Sobol().unit(jax.random.key(2), n, 2, jnp.float64))
-    # The first two Sobol' coordinates form a (0, 8, 2)-net, and the linear scramble and
-    # digital shift keep it: every 2^a x 2^(8-a) box holds exactly one point.
-    for a in range(9):
-        cells = np.floor(u[:, 0] * 2**a) * 2 ** (8 - a) + np.floor(u[:, 1] * 2 ** (8 - a))
-        assert len(np.unique(cells)) == n
-    # A smooth integrand with mean 1 in 5-d: RMS error over 8 keys of 4096 points.
-    f = lambda u: jnp.prod(jnp.pi / 2 * jnp.sin(jnp.pi * u), -1)  # noqa: E731
-    err = {
-        name: np.sqrt(np.mean([
-            float(f(design.unit(jax.random.key(k), 4096, 5, jnp.float64)).mean() - 1) ** 2
-            for k in range(8)
-        ]))
-        for name, design in [("sobol", ds.Sobol()), ("mc", ds.MonteCarlo())]
-    }  # fmt: skip
-    assert err["sobol"] < 0.05 * err["mc"], err  # measured 5.8e-4 vs 3.8e-2
-    # Different keys give different scrambles; the same key the same points.
-    again = ds.Sobol().unit(jax.random.key(2), n, 2, jnp.float64)
-    np.testing.assert_array_equal(u, again)
-    assert not np.allclose(u, ds.Sobol().unit(jax.random.key(3), n, 2, jnp.float64))
-
-
-def test_sobol_float32_sample_and_errors():
-    n = 128
-    batch = ds.sample(
-        jax.random.key(4),
-        ds.systems.Lorenz(rho=jnp.float32(28.0)),
-        n,
-        where=lambda s: s.rho,
-        dist=ds.Uniform(0.0, 1.0),
-        design=ds.Sobol(),
-    )
-    rho = np.asarray(batch.rho)
-    assert rho.dtype == np.float32 and rho.min() >= 0.0 and rho.max() < 1.0
-    assert sorted(np.floor(rho * n).astype(int)) == list(range(n))
-    # Traced keys work (jit), no value rounds up to 1 in float32.
-    u = jax.jit(lambda k: ds.Sobol().unit(k, 4096, 3, jnp.float32))(jax.random.key(0))
-    assert u.dtype == jnp.float32 and float(u.max()) < 1.0
-    with pytest.raises(ValueError, match="up to 1024 dimensions"):
-        ds.Sobol().unit(jax.random.key(0), 8, 1025, jnp.float32)
-    with pytest.raises(TypeError, match="scramble"):
-        ds.Sobol(scramble=1)
-
-
-def test_sample_array_field_and_nested_where():
-    bath = Langevin(ds.systems.HarmonicOscillator(omega=jnp.ones(3)), friction=1.0, kT=1.0)
-    batch = ds.sample(
-        jax.random.key(5),
-        bath,
-        8,
-        where=lambda s: s.system.omega,
-        dist=ds.Uniform(1.0, 2.0),
-    )
-    assert batch.system.omega.shape == (8, 3)
-    assert batch.friction == 1.0  # a Python float: shared, not broadcast
-    assert len(np.unique(np.asarray(batch.system.omega))) == 24
-
-
-def test_grid_is_cartesian_product():
-    batch = ds.grid(
-        ds.systems.Lorenz(),
-        where=lambda s: (s.rho, s.beta),
-        values=(jnp.array([1.0, 2.0, 3.0]), jnp.array([10.0, 20.0])),
-    )
-    assert np.asarray(batch.rho).tolist() == [1.0, 1.0, 2.0, 2.0, 3.0, 3.0]
-    assert np.asarray(batch.beta).tolist() == [10.0, 20.0] * 3
-    assert batch.sigma == 10.0
-    res = ds.ensemble(lambda s: s.rho * s.beta, batch)
-    np.testing.assert_array_equal(res.values, [10.0, 20.0, 20.0, 40.0, 30.0, 60.0])
-
-
-def test_sampling_errors():
-    lorenz = ds.systems.Lorenz()
-    key = jax.random.key(0)
-    with pytest.raises(ValueError, match="one distribution .* per field"):
-        ds.sample(key, lorenz, 4, where=lambda s: (s.rho, s.beta), dist=ds.Uniform(0.0, 1.0))
-    with pytest.raises(ValueError, match="n must be a positive int"):
-        ds.sample(key, lorenz, 0, where=lambda s: s.rho, dist=ds.Uniform(0.0, 1.0))
-    with pytest.raises(ValueError, match="LogUniform needs low > 0"):
-        ds.LogUniform(0.0, 1.0)
-    with pytest.raises(ValueError, match="Uniform needs finite low < high"):
-        ds.Uniform(2.0, 1.0)
-    with pytest.raises(ValueError, match="values must give one 1-d array per field"):
-        ds.grid(lorenz, where=lambda s: (s.rho, s.beta), values=(jnp.ones(2),))
-
-
-# --------------------------------------------------------------------------------------
 # Devices: 8 CPU devices in a subprocess (XLA_FLAGS must be set before jax starts).
 
 _HEADER = """
@@ -524,7 +294,8 @@ import jax, jax.numpy as jnp, numpy as np
 jax.config.update("jax_enable_x64", True)
 from jax.sharding import Mesh
 import diffsim as ds
-from tests.engine.test_ensemble import lorenz_run, _blows_up, BLOWUP_Y0
+from tests.ensembles.helpers import lorenz_run
+from tests.ensembles.test_ensemble import _blows_up, BLOWUP_Y0
 
 assert len(jax.devices()) == 8
 """
@@ -619,7 +390,8 @@ jax.config.update("jax_cpu_collectives_implementation", "gloo")
 jax.distributed.initialize(f"localhost:{port}", num_processes=2, process_id=process_id)
 import jax.numpy as jnp, numpy as np
 import diffsim as ds
-from tests.engine.test_ensemble import lorenz_run, _blows_up, BLOWUP_Y0
+from tests.ensembles.helpers import lorenz_run
+from tests.ensembles.test_ensemble import _blows_up, BLOWUP_Y0
 
 assert jax.process_count() == 2 and len(jax.devices()) == 8 and len(jax.local_devices()) == 4
 rhos = jnp.linspace(0.0, 21.0, 37)

@@ -23,8 +23,9 @@ import jax
 import jax.lax as lax
 import jax.numpy as jnp
 
-from .._custom_vjp import perturbed_only
-from ._integrators import RK4, AbstractFixedStepIntegrator
+from ..._custom_vjp import perturbed_only
+from ._base import AbstractFixedStepIntegrator
+from ._fixed_step import RK4
 
 
 def _guard_after(base, system, t, y, tau):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import diffsim as ds
-from diffsim.engine import _rollout
-from diffsim.engine._integrators import ignores_velocity
+from diffsim.engine import _fixed as _rollout
+from diffsim.engine.integrators._base import ignores_velocity
 
 
 def _pendulum(t, q, v, p):

@@ -24,10 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from ._adjoints import AbstractAdjoint, Checkpointed
-from ._integrators import RK4
-from ._rollout import simulate
-from ._saveat import SaveAt
+from ..engine import RK4, AbstractAdjoint, Checkpointed, SaveAt, simulate
 
 
 def _identity(t, y):

@@ -1,6 +1,6 @@
 """Fixed-step explicit Runge-Kutta methods driven by a Butcher tableau.
 
-Contract: an `AbstractExplicitRK` is an `AbstractFixedStepIntegrator` (see `_integrators.py`)
+Contract: an `AbstractExplicitRK` is an `AbstractFixedStepIntegrator` (see `_base.py`)
 whose one step is the explicit Runge-Kutta method of its class-level `tableau`, a
 `diffrax.ButcherTableau`. The tableau is diffrax's own (we do not copy coefficients), so
 `Tsit5Fixed` takes exactly the steps that `ds.Tsit5` (adaptive, diffrax) would take if its
@@ -14,7 +14,7 @@ import diffrax
 import equinox as eqx
 import numpy as np
 
-from ._integrators import AbstractFixedStepIntegrator, _lincomb
+from ._base import AbstractFixedStepIntegrator, lincomb
 
 
 def _needed_stages(tableau: diffrax.ButcherTableau) -> int:
@@ -72,8 +72,8 @@ class AbstractExplicitRK(AbstractFixedStepIntegrator):
         for i in range(1, n):
             a = tuple(float(x) for x in np.asarray(tableau.a_lower[i - 1]))
             c = float(np.asarray(tableau.c)[i - 1])
-            ks.append(system.vector_field(t + c * dt, _lincomb(y, dt, a, ks)))
-        return _lincomb(y, dt, b, ks)
+            ks.append(system.vector_field(t + c * dt, lincomb(y, dt, a, ks)))
+        return lincomb(y, dt, b, ks)
 
 
 class Tsit5Fixed(AbstractExplicitRK):

@@ -16,7 +16,7 @@ from typing import ClassVar
 
 import jax.numpy as jnp
 
-from ._integrators import AbstractFixedStepIntegrator
+from ._base import AbstractFixedStepIntegrator
 
 
 def _cross(a, b):

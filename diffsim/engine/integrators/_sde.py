@@ -30,7 +30,7 @@ import jax.lax as lax
 import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
-from ._integrators import AbstractFixedStepIntegrator
+from ._base import AbstractFixedStepIntegrator
 
 
 def _time_key(key, t):

@@ -1,5 +1,5 @@
 """ds.fit: recovery of known parameters, error bars, subsets, bounds, missing data, every
-solver, and clear errors."""
+solver, and clear errors. Multiple shooting: test_shooting.py."""
 
 import equinox as eqx
 import jax
@@ -11,17 +11,7 @@ import pytest
 
 import diffsim as ds
 
-TS = jnp.linspace(0.0, 6.0, 120)
-TRUE = ds.systems.Pendulum(length=1.3, damping=0.2)
-
-
-def pendulum_model(p):
-    traj = ds.simulate(p, p.initial_state(1.0), t1=6.0, dt=0.02, saveat=ds.SaveAt(ts=TS))
-    return traj.ys.q
-
-
-def noisy(key, sigma=0.02):
-    return pendulum_model(TRUE) + sigma * jax.random.normal(key, TS.shape)
+from .helpers import TS, noisy, pendulum_model
 
 
 class Line(eqx.Module):
@@ -277,58 +267,6 @@ def test_second_fit_with_new_where_lambda_does_not_recompile(caplog):
     res_arrays = ds.fit(pendulum_model, as_arrays, data, where=lambda p: (p.length, p.damping))
     np.testing.assert_allclose(res_other.values, res_arrays.values, rtol=1e-12)
     np.testing.assert_allclose(res_other.values, res.values, rtol=1e-6)
-
-
-class Rho(eqx.Module):
-    rho: jax.Array
-
-
-def test_trajectory_model_matches_a_handwritten_model():
-    model = ds.TrajectoryModel(
-        build=lambda p: (p, p.initial_state(1.0)), ts=TS, dt=0.02, observe=lambda t, y: y.q
-    )
-    assert np.allclose(model(TRUE), pendulum_model(TRUE), rtol=1e-12)
-
-
-@pytest.mark.slow  # 30-60 s on the 2-core CI machine; run with make test-slow
-def test_multiple_shooting_agrees_with_single_shooting():
-    model = ds.TrajectoryModel(
-        build=lambda p: (p, p.initial_state(1.0)), ts=TS, dt=0.02, observe=lambda t, y: y.q
-    )
-    data = noisy(jax.random.key(13))
-    start = ds.systems.Pendulum(length=1.0, damping=0.05)
-    kw = dict(where=lambda p: (p.length, p.damping), bounds=((0.0, None), (0.0, None)))
-    single = ds.fit(model, start, data, **kw)
-    multi = ds.fit(model, start, data, shooting=4, **kw)
-    assert multi.names == ("length", "damping")
-    # At convergence the segments join (continuity residuals ~ 0), so both solve the same
-    # problem: agreement far inside one standard error.
-    assert abs(float(multi.params.length - single.params.length)) < 0.01 * float(
-        single.stderr.length
-    )
-    assert np.allclose(multi.stderr.length, single.stderr.length, rtol=0.05)
-
-
-def test_multiple_shooting_recovers_chaotic_record_where_single_shooting_fails():
-    # Lorenz over 8 time units (several Lyapunov times), full state observed with noise,
-    # starting from rho = 15 against a true 28. One long rollout from rho = 15 is far from
-    # the data and the single-shooting fit stalls in a local minimum; segments started
-    # from the data (Bock 1984) converge to the truth.
-    ts = jnp.linspace(0, 8, 320)
-    model = ds.TrajectoryModel(
-        build=lambda p: (ds.systems.Lorenz(rho=p.rho), jnp.array([1.0, 1.0, 1.0])), ts=ts, dt=0.005
-    )
-    data = model(Rho(jnp.array(28.0))) + 0.05 * jax.random.normal(jax.random.key(0), (320, 3))
-    start = Rho(jnp.array(15.0))
-    single = ds.fit(model, start, data, where=lambda p: p.rho, throw=False, max_steps=60)
-    multi = ds.fit(model, start, data, where=lambda p: p.rho, shooting=32, max_steps=60)
-    assert abs(float(single.params.rho) - 28.0) > 1.0
-    assert abs(float(multi.params.rho) - 28.0) < 3 * float(multi.stderr.rho)
-
-
-def test_shooting_needs_a_trajectory_model():
-    with pytest.raises(TypeError, match="TrajectoryModel"):
-        ds.fit(pendulum_model, TRUE, noisy(jax.random.key(1)), where=lambda p: p.length, shooting=3)
 
 
 def test_least_squares_fit_of_a_model_with_a_reverse_mode_adjoint():

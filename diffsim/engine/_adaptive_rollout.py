@@ -1,79 +1,20 @@
-"""Adaptive and stiff integrators, delegated to diffrax.
+"""The adaptive rollout: one `diffrax.diffeqsolve` (private).
 
-These classes are thin strategy objects: `simulate` turns them into a
-`diffrax.diffeqsolve` call with a `PIDController(rtol, atol)`. Each solver is diffrax's,
-unchanged; we only choose, configure and translate (save times, adjoints, result codes).
+Contract: `simulate_adaptive(system, y0, t0, t1, dt, integrator, ...)` solves from `t0`
+to `t1` with the diffrax solver that `integrator` stands for and a
+`PIDController(rtol, atol)`, with arguments `simulate` has already checked, and
+translates diffsim's save policy, adjoint and result codes to diffrax's and back.
 """
 
-import abc
 from typing import Any
 
 import diffrax
-import equinox as eqx
 import jax.numpy as jnp
 
 from ._adjoints import AbstractAdjoint, Backsolve
-from ._integrators import AbstractIntegrator
 from ._saveat import SaveAt
 from ._solution import RESULTS, Trajectory
-
-
-class AbstractAdaptiveIntegrator(AbstractIntegrator):
-    """An adaptive-step integrator backed by a diffrax solver.
-
-    `dt` passed to `simulate` is the initial step; `None` lets diffrax choose it.
-    """
-
-    rtol: eqx.AbstractVar[float]
-    atol: eqx.AbstractVar[float]
-
-    @abc.abstractmethod
-    def diffrax_solver(self) -> diffrax.AbstractSolver:
-        """The diffrax solver this integrator stands for."""
-
-    def __check_init__(self):
-        for name in ("rtol", "atol"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and value > 0):
-                raise ValueError(
-                    f"{type(self).__name__}({name}=...) must be a positive number; got {value!r}."
-                )
-
-
-class Tsit5(AbstractAdaptiveIntegrator):
-    """Tsitouras' 5(4) explicit Runge-Kutta method with adaptive steps
-    (`diffrax.Tsit5`); the first choice for non-stiff problems.
-
-    **Example:** `ds.simulate(system, y0, t1=10.0, integrator=ds.Tsit5(rtol=1e-8, atol=1e-8))`
-    """
-
-    rtol: float = 1e-6
-    atol: float = 1e-6
-
-    def diffrax_solver(self):
-        return diffrax.Tsit5()
-
-
-class Dopri8(AbstractAdaptiveIntegrator):
-    """Dormand-Prince 8(7) explicit Runge-Kutta method (`diffrax.Dopri8`), for tight
-    tolerances on smooth non-stiff problems (orbits)."""
-
-    rtol: float = 1e-8
-    atol: float = 1e-8
-
-    def diffrax_solver(self):
-        return diffrax.Dopri8()
-
-
-class Kvaerno5(AbstractAdaptiveIntegrator):
-    """Kvaerno's 5(4) ESDIRK method (`diffrax.Kvaerno5`): L-stable and implicit, for stiff
-    problems (fine PDE grids, chemistry, Van der Pol with large mu)."""
-
-    rtol: float = 1e-6
-    atol: float = 1e-6
-
-    def diffrax_solver(self):
-        return diffrax.Kvaerno5()
+from .integrators import AbstractAdaptiveIntegrator
 
 
 def _vector_field(t, y, system):

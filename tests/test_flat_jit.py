@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import diffsim as ds
-from diffsim.engine._flat_jit import NOT_APPLICABLE, flat_jit
+from diffsim._flat_jit import NOT_APPLICABLE, flat_jit
 
 
 def _counting():

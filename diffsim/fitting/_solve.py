@@ -1,0 +1,67 @@
+"""The solver loop of `ds.fit`: optimistix's init / step / terminate in a `while_loop`.
+
+Contract: `solve(fn, solver, y0, max_steps, options, progress)` runs any optimistix
+least-squares solver or minimiser on `fn(y, args) -> (value, loss)` from `y0` and returns
+`(y, steps, converged, history)`, `history` holding the loss at every accepted point
+(NaN past the last). Our own loop, rather than `optx.least_squares`, so that the
+history is recorded and progress printed.
+"""
+
+import equinox as eqx
+import jax
+import jax.lax as lax
+import jax.numpy as jnp
+import optimistix as optx
+
+
+def solve(fn, solver, y0, max_steps, options, progress):
+    """optimistix's iteration (init / step / terminate), recording the objective (the aux
+    of `fn`) at each accepted point."""
+    # As optimistix's own entry points do: closure-convert `fn`, so that the values it
+    # closes over (data, masks, save times) are inputs of one traced function rather
+    # than captured again by every linearisation in the loop (3.5 ms of a 4 ms fit with
+    # a SaveAt(ts) model without it).
+    fn = eqx.filter_closure_convert(fn, y0, None)
+    f_struct, aux_struct = jax.eval_shape(lambda: fn(y0, None))
+    state = solver.init(fn, y0, None, options, f_struct, aux_struct, frozenset())
+    dynamic0, static = eqx.partition(state, eqx.is_array)
+    _, loss0 = fn(y0, None)
+    history0 = jnp.full((max_steps + 1,), jnp.nan, loss0.dtype).at[0].set(loss0)
+    done0, result0 = solver.terminate(fn, y0, None, options, state, frozenset())
+
+    def cond(carry):
+        _, step, _, _, done, result = carry
+        return ~done & (result == optx.RESULTS.successful) & (step < max_steps)
+
+    def body(carry):
+        y, step, dynamic, history, _, _ = carry
+        state = eqx.combine(static, dynamic)
+        y, state, aux = solver.step(fn, y, None, options, state, frozenset())
+        loss = _accepted_loss(state, aux)
+        done, result = solver.terminate(fn, y, None, options, state, frozenset())
+        if progress:
+            jax.debug.callback(_print_progress, step + 1, loss, ordered=True)
+        history = history.at[step + 1].set(loss)
+        return y, step + 1, eqx.filter(state, eqx.is_array), history, done, result
+
+    carry = (y0, jnp.asarray(0), dynamic0, history0, done0, result0)
+    y, steps, dynamic, history, done, result = lax.while_loop(cond, body, carry)
+    state = eqx.combine(static, dynamic)
+    y, _, _ = solver.postprocess(fn, y, None, None, options, state, frozenset(), result)
+    converged = done & (result == optx.RESULTS.successful)
+    return y, steps, converged, history
+
+
+def _accepted_loss(state, aux):
+    """The objective at the solver's last accepted point. optimistix keeps it in the
+    state (`f_info` for Gauss-Newton and quasi-Newton methods, `f` for optax); the aux
+    returned by `step` can lag, so it is only the fallback."""
+    f_info = getattr(state, "f_info", None)
+    if f_info is not None and hasattr(f_info, "as_min"):
+        return f_info.as_min()
+    f = getattr(state, "f", None)
+    return f if f is not None else aux
+
+
+def _print_progress(step, loss):
+    print(f"  fit iteration {int(step):4d}   loss {float(loss):.8g}", flush=True)

@@ -1,0 +1,61 @@
+"""Matplotlib figures and animations of `ds.Trajectory` objects, ensembles and fits.
+
+Contract: every figure function draws on `ax` (a `matplotlib.axes.Axes`) when given one,
+or on a new figure otherwise, and returns the `matplotlib.figure.Figure` it drew on;
+nothing is shown or saved (call `fig.savefig(path)`). `fit_residuals` draws two panels and
+so takes a pair, `axes=(top, bottom)`; `parameter_corner` draws a grid and takes `fig`.
+The `animate_*` functions return a `matplotlib.animation.FuncAnimation`; save it as a GIF
+with `anim.save("x.gif", writer="pillow", fps=...)` (Pillow ships with matplotlib).
+Trajectories must be unbatched: `traj.ts` is 1-d. Values are copied to NumPy, so this
+module never runs inside `jit`/`vmap`/`grad`.
+
+Functions: `trajectory`, `phase_portrait`, `energy_drift`, `ensemble_band`,
+`fit_residuals`, `parameter_corner`, `animate_bodies`, `animate_springs`,
+`animate_pendulum`.
+
+Importing this module selects matplotlib's headless `Agg` backend, unless a backend was
+already chosen: the `MPLBACKEND` environment variable is set (Jupyter sets it) or
+`matplotlib.pyplot` was already imported (switching then would close open figures).
+
+```python
+import diffsim as ds
+import diffsim.plot
+
+traj = ds.simulate(pendulum, y0, t1=10.0, dt=0.01, saveat=ds.SaveAt(every=10))
+ds.plot.trajectory(traj, label="RK4").savefig("angle.png")
+```
+"""
+
+import os
+import sys
+
+import matplotlib
+
+if "MPLBACKEND" not in os.environ and "matplotlib.pyplot" not in sys.modules:
+    matplotlib.use("Agg")
+
+# After the backend is chosen: these import matplotlib.pyplot.
+from ._animations import (  # noqa: E402
+    animate_bodies as animate_bodies,
+    animate_pendulum as animate_pendulum,
+    animate_springs as animate_springs,
+)
+from ._fits import fit_residuals as fit_residuals, parameter_corner as parameter_corner  # noqa: E402
+from ._trajectories import (  # noqa: E402
+    energy_drift as energy_drift,
+    ensemble_band as ensemble_band,
+    phase_portrait as phase_portrait,
+    trajectory as trajectory,
+)
+
+__all__ = [
+    "trajectory",
+    "phase_portrait",
+    "energy_drift",
+    "ensemble_band",
+    "fit_residuals",
+    "parameter_corner",
+    "animate_bodies",
+    "animate_springs",
+    "animate_pendulum",
+]

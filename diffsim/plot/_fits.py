@@ -1,0 +1,257 @@
+"""Figures of fits: data against model with residuals, and parameter corner plots."""
+
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from ._common import component_labels, components, label_axes
+
+
+def fit_residuals(
+    ts: Any,
+    observed: Any,
+    predicted: Any,
+    *,
+    sigma: float | None = None,
+    axes: tuple[Axes, Axes] | None = None,
+    label: str = "fit",
+) -> Figure:
+    """Plot data against a fitted model (top) and the residuals (bottom).
+
+
+    The residuals are $r_i = y_i - m_i$, the observed minus the predicted values. NaN
+    entries of `observed` (missing data, as `ds.fit` takes them) are left out of both
+    panels. Values of shape `(n, m)` give `m` series, each data series in the colour of
+    its fitted line.
+
+
+    **Arguments:**
+
+
+    - `ts`: the observation times, shape `(n,)`.
+    - `observed`: the data, shape `(n,)` or `(n, ...)` (flattened after the time axis).
+    - `predicted`: the fitted model at `ts`, the same shape as `observed`.
+    - `sigma`: the noise standard deviation (given or estimated); when set, a band of
+      $\\pm\\sigma$ is shaded around zero in the residual panel.
+    - `axes`: a pair `(top, bottom)` of axes to draw on, e.g. `fig.axes` of an earlier
+      call; `None` makes a new figure with a shared time axis.
+    - `label`: the legend entry of the fitted line (`label[i]` for several series).
+
+
+    **Returns:** the `matplotlib.figure.Figure` drawn on.
+
+
+    **Example:**
+
+
+    ```python
+    res = ds.fit(model, ds.systems.Pendulum(length=1.0, damping=0.05), angles,
+                 where=lambda p: (p.length, p.damping), bounds=((0, None), (0, None)))
+    fig = ds.plot.fit_residuals(ts, angles, model(res.params), sigma=0.02)
+    fig.axes[0].set_ylabel("angle (rad)")
+    fig.savefig("fit.png")
+    ```
+    """
+    ts = np.asarray(ts)
+    if ts.ndim != 1:
+        raise ValueError(f"fit_residuals needs 1-d times ts; got shape {ts.shape}.")
+    observed = components(np.asarray(observed, dtype=float), len(ts))
+    predicted = np.asarray(predicted, dtype=float)
+    if predicted.size != observed.size or predicted.shape[:1] != observed.shape[:1]:
+        raise ValueError(
+            f"predicted has shape {predicted.shape}, observed {observed.shape}: they must "
+            "match (evaluate the fitted model at the observation times)."
+        )
+    predicted = predicted.reshape(observed.shape)
+    if sigma is not None:
+        sigma = float(sigma)
+        if not sigma > 0:
+            raise ValueError(f"sigma must be positive; got {sigma!r}.")
+    if axes is None:
+        fig, axes = plt.subplots(
+            2,
+            1,
+            figsize=(8, 5.5),
+            sharex=True,
+            height_ratios=(2.5, 1),
+            layout="constrained",
+        )
+    elif not (isinstance(axes, (tuple, list)) and len(axes) == 2):
+        raise TypeError(f"axes must be a pair (top, bottom) of Axes; got {axes!r}.")
+    top, bottom = axes
+    m = observed.shape[1]
+    labels = component_labels(label, m)
+    residuals = observed - predicted
+    for i in range(m):
+        (line,) = top.plot(ts, predicted[:, i], label=labels[i], zorder=2)
+        color = line.get_color()
+        top.scatter(
+            ts,
+            observed[:, i],
+            s=8,
+            color=color,
+            alpha=0.6,
+            zorder=1,
+            label="data" if m == 1 else f"data[{i}]",
+        )
+        bottom.scatter(ts, residuals[:, i], s=8, color=color, alpha=0.8)
+    bottom.axhline(0.0, color="0.3", lw=0.8)
+    if sigma is not None:
+        bottom.axhspan(-sigma, sigma, color="0.85", zorder=0, label=f"$\\pm\\sigma$ = {sigma:.3g}")
+        bottom.legend(loc="best")
+    label_axes(top, "", "value")
+    label_axes(bottom, "t", "data - fit")
+    top.legend(loc="best")
+    return top.figure
+
+
+def _ellipse(mean2: np.ndarray, cov2: np.ndarray, radius: float) -> np.ndarray:
+    """Points on the curve of Mahalanobis distance `radius` about `mean2`, shape (2, 100)."""
+    angle = np.linspace(0.0, 2 * np.pi, 100)
+    # eigh, not cholesky: it accepts the singular covariances of degenerate fits.
+    w, v = np.linalg.eigh(cov2)
+    return mean2[:, None] + radius * (v * np.sqrt(np.clip(w, 0.0, None))) @ np.stack(
+        [np.cos(angle), np.sin(angle)]
+    )
+
+
+def parameter_corner(
+    mean: Any,
+    covariance: Any = None,
+    *,
+    samples: Any = None,
+    names: Any = None,
+    truth: Any = None,
+    fig: Figure | None = None,
+) -> Figure:
+    """A corner plot of parameter uncertainty: marginals on the diagonal, pairs below it.
+
+
+    From a Gaussian (`mean`, `covariance`, e.g. a fit's Laplace approximation) the
+    diagonal shows each normal density and each lower panel the ellipses of Mahalanobis
+    distance 1 and 2 (containing 39% and 86% of a 2-d Gaussian). From `samples` (an
+    ensemble, an MCMC chain) the diagonal shows histograms and the lower panels the points
+    (at most 2000 of them). Both may be given.
+
+
+    **Arguments:**
+
+
+    - `mean`: `(p,)` central values, or a `ds.FitResult` (its `values`, `covariance` and
+      `names` are used; `covariance` and `names` given here take precedence).
+    - `covariance`: `(p, p)`, or `None` with `samples`.
+    - `samples`: `(n, p)` draws, or `None`.
+    - `names`: `p` axis labels (default `p[0]`, `p[1]`, ...).
+    - `truth`: `(p,)` true values, marked by lines, or `None`.
+    - `fig`: the figure to draw on (empty); `None` makes a new one.
+
+
+    **Returns:** the `matplotlib.figure.Figure`, with `p (p + 1) / 2` axes in row-major
+    order of the lower triangle (the upper triangle is left empty).
+
+
+    **Example:**
+
+
+    ```python
+    res = ds.fit(model, ds.systems.Pendulum(length=1.0, damping=0.05), angles,
+                 where=lambda p: (p.length, p.damping), bounds=((0, None), (0, None)))
+    fig = ds.plot.parameter_corner(res, names=["L (m)", "c (1/s)"], truth=[1.3, 0.2])
+    fig.savefig("corner.png")
+    ```
+    """
+    mean, covariance, samples, names, truth = _corner_inputs(
+        mean, covariance, samples, names, truth
+    )
+    p = len(mean)
+    if fig is None:
+        size = 1.2 + 2.2 * p
+        fig = plt.figure(figsize=(size, size), layout="constrained")
+    grid = fig.add_gridspec(p, p)
+    shown = None if samples is None else samples[:: max(1, len(samples) // 2000)]
+    axes: dict[tuple[int, int], Axes] = {}
+    for i in range(p):
+        for j in range(i + 1):
+            share = axes.get((i - 1, j)) if i > j else None
+            ax = fig.add_subplot(grid[i, j], sharex=axes.get((j, j)) or share)
+            axes[i, j] = ax
+            if i == j:
+                _corner_marginal(ax, i, mean, covariance, samples, truth)
+            else:
+                _corner_pair(ax, i, j, mean, covariance, shown, truth)
+                if j == 0:
+                    ax.set_ylabel(names[i])
+                else:
+                    ax.tick_params(labelleft=False)
+            if i == p - 1:
+                ax.set_xlabel(names[j])
+            else:
+                ax.tick_params(labelbottom=False)
+    return fig
+
+
+def _corner_inputs(mean, covariance, samples, names, truth):
+    """`parameter_corner`'s arguments as NumPy arrays of matching sizes (a `FitResult`
+    given as `mean` supplies the values, covariance and names)."""
+    if hasattr(mean, "covariance") and hasattr(mean, "values"):
+        fit_names = getattr(mean, "names", None)
+        covariance = mean.covariance if covariance is None else covariance
+        names = fit_names if names is None else names
+        mean = mean.values
+    mean = np.atleast_1d(np.asarray(mean, dtype=float))
+    if mean.ndim != 1:
+        raise ValueError(f"parameter_corner: mean must be 1-d (p,); got shape {mean.shape}.")
+    p = len(mean)
+    if covariance is None and samples is None:
+        raise ValueError("parameter_corner needs a covariance, samples, or both.")
+    if covariance is not None:
+        covariance = np.asarray(covariance, dtype=float)
+        if covariance.shape != (p, p):
+            raise ValueError(
+                f"parameter_corner: covariance has shape {covariance.shape}; expected "
+                f"({p}, {p}) for {p} parameters."
+            )
+    if samples is not None:
+        samples = np.asarray(samples, dtype=float)
+        if samples.ndim != 2 or samples.shape[1] != p:
+            raise ValueError(
+                f"parameter_corner: samples have shape {samples.shape}; expected (n, {p})."
+            )
+    names = [f"p[{i}]" for i in range(p)] if names is None else [str(n) for n in names]
+    if len(names) != p:
+        raise ValueError(f"parameter_corner: {len(names)} names for {p} parameters.")
+    truth = None if truth is None else np.asarray(truth, dtype=float).reshape(p)
+    return mean, covariance, samples, names, truth
+
+
+def _corner_marginal(ax, i, mean, covariance, samples, truth) -> None:
+    """The diagonal panel of parameter `i`: histogram of samples, normal density."""
+    if samples is not None:
+        ax.hist(samples[:, i], bins=40, density=True, color="C0", alpha=0.5)
+    if covariance is not None:
+        sd = np.sqrt(max(covariance[i, i], 0.0))
+        x = mean[i] + sd * np.linspace(-4, 4, 200)
+        pdf = np.exp(-0.5 * ((x - mean[i]) / sd) ** 2) / (sd * np.sqrt(2 * np.pi))
+        ax.plot(x, pdf, color="C0")
+    if truth is not None:
+        ax.axvline(truth[i], color="C3", lw=1)
+    ax.set_yticks([])
+
+
+def _corner_pair(ax, i, j, mean, covariance, shown, truth) -> None:
+    """The panel of parameter `i` against `j`: samples and the 1- and 2-sigma ellipses."""
+    if shown is not None:
+        ax.scatter(shown[:, j], shown[:, i], s=2, color="C0", alpha=0.3, lw=0)
+    if covariance is not None:
+        sub = covariance[np.ix_([j, i], [j, i])]
+        for radius, style in [(1.0, "-"), (2.0, "--")]:
+            ex, ey = _ellipse(mean[[j, i]], sub, radius)
+            ax.plot(ex, ey, color="C0", ls=style, lw=1.2)
+        ax.scatter(mean[j], mean[i], color="C0", s=12, zorder=3)
+    if truth is not None:
+        ax.axvline(truth[j], color="C3", lw=1)
+        ax.axhline(truth[i], color="C3", lw=1)
+        ax.scatter(truth[j], truth[i], color="C3", s=12, zorder=3)
