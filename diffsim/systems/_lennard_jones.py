@@ -26,10 +26,11 @@ from ._util import as_float
 
 class AllPairs(eqx.Module):
     """Every pair, minimum image, in blocks of target rows: $O(N^2)$ work, $O(N)$ memory
-    for values and (custom VJP) gradients. Best below a few thousand particles.
+    for values and (rematerialised) gradients. Best below a few thousand particles.
 
     - `block_size`: target rows per block (default: about 2^22 / (N d) rows).
-    - `lean_gradients`: the memory-lean custom VJP (default); `False` for forward mode.
+    - `lean_gradients`: recompute blocks in reverse mode (default, $O(N)$ memory);
+      `False` stores them ($O(N^2)$). Both modes of autodiff work either way.
     """
 
     block_size: int | None = eqx.field(static=True, default=None)

@@ -38,8 +38,8 @@ class NBody(AbstractMechanicalSystem):
     $$E = \\sum_i \\tfrac12 m_i |v_i|^2 - G \\sum_{i<j} \\frac{m_i m_j}{\\sqrt{|q_j - q_i|^2 + \\epsilon^2}}$$
 
     State: `PhaseState(q, v)` with `q`, `v` of shape `(n, d)`. Cost $O(n^2 d)$ per force
-    evaluation. Forces come from `pair_sum`, whose custom VJP recomputes the pair terms
-    in the backward pass, so a gradient through a rollout stores $O(n d)$ per step
+    evaluation. Forces come from `pair_sum`, which recomputes the pair terms in the
+    backward pass, so a gradient through a rollout stores $O(n d)$ per step
     instead of $O(n^2 d)$. With softening 0, bodies that coincide give infinite forces (a
     real singularity); apart, values and gradients are finite.
 
@@ -48,8 +48,9 @@ class NBody(AbstractMechanicalSystem):
     - `masses`: `(n,)` masses.
     - `G`: the gravitational constant (default 1, i.e. N-body units).
     - `softening`: Plummer softening length $\\epsilon$ (default 0).
-    - `lean_gradients`: use the memory-lean custom VJP (default). A custom VJP has no
-      forward mode: set `False` to differentiate with `jax.jvp` / `jax.jacfwd`.
+    - `lean_gradients`: recompute the pair forces in reverse mode instead of storing them
+      (default; $O(N)$ memory per step of a rollout). `False` stores them ($O(N^2)$ per
+      step, faster for a few bodies). Forward and reverse mode work either way.
 
     **Example:**
 

@@ -1,5 +1,5 @@
-"""Radial pair sums in a periodic box (minimum image): all pairs with a memory-lean custom
-VJP, and a cell-list path whose memory is linear in the number of particles.
+"""Radial pair sums in a periodic box (minimum image): all pairs with rematerialised
+blocks, and a cell-list path whose memory is linear in the number of particles.
 
 $$a_i = \\sum_{j \\ne i,\\ |r_{ij}| < r_c} w_j\\, \\varphi(s_{ij}; \\theta)\\, r_{ij}, \\qquad
   r_{ij} = \\mathrm{mi}(q_j - q_i), \\quad s_{ij} = |r_{ij}|^2,$$
@@ -9,11 +9,11 @@ side(s) $L$ (correct for interactions shorter than $L/2$). `pair_sum` (the free-
 kernel) builds $r_{ij} = q_j - q_i$ inside itself and cannot apply the minimum image, so
 this module re-implements its idea for the periodic case:
 
-- `periodic_pair_sum`: target rows in blocks; the custom VJP stores only the inputs and
-  recomputes each block in the backward pass with the analytic derivative of
-  `pair_sum`'s docstring, plus $\\partial L/\\partial L_{box} = -\\sum_{ij}
-  \\partial L/\\partial r_{ij} \\cdot \\operatorname{round}(d_{ij}/L)$ (the image shift is
-  piecewise constant). Residual memory $O(N d)$ per evaluation; work $O(N^2)$.
+- `periodic_pair_sum`: target rows in blocks, each a `jax.checkpoint`, so reverse mode
+  stores only the inputs and recomputes each block in the backward pass (as `pair_sum`
+  does); forward mode works unchanged. The image shift $\\operatorname{round}(d/L)$ is
+  piecewise constant, so $\\partial r_{ij}/\\partial L = -\\operatorname{round}(d_{ij}/L)$
+  is what autodiff gives. Residual memory $O(N d)$ per evaluation; work $O(N^2)$.
 - `cell_pair_sum`: particles binned into a static grid of cells at least $r_c$ wide;
   each particle sees the `capacity` slots of its $3^d$ neighbouring cells. Work and
   memory $O(N\\, 3^d\\, \\text{capacity})$, linear in $N$; plain autodiff. A cell holding
@@ -33,8 +33,6 @@ import jax
 import jax.lax as lax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
-
-from .._custom_vjp import perturbed_only
 
 _BLOCK_ELEMENTS = 2**22
 
@@ -72,68 +70,19 @@ def _geometry(q, rows, box, cutoff2):
     return r, s, mask, shift
 
 
-def _pair_sum_plain(q, weights, theta, box, phi, cutoff2, block):
+def _pair_sum_plain(q, weights, theta, box, phi, cutoff2, block, lean):
     n = q.shape[0]
 
-    def block_sum(rows):
+    def block_sum(rows, q, weights, theta, box):
         r, s, mask, _ = _geometry(q, rows, box, cutoff2)
         coeff = jnp.where(mask, weights[None, :] * phi(s, theta), 0.0)
         return jnp.einsum("bn,bnd->bd", coeff, r)
 
-    return lax.map(block_sum, _blocks(n, block)).reshape(-1, q.shape[1])[:n]
-
-
-@eqx.filter_custom_vjp
-def _pair_sum(vjp_arg, phi, cutoff2, block):
-    q, weights, theta, box = vjp_arg
-    return _pair_sum_plain(q, weights, theta, box, phi, cutoff2, block)
-
-
-@_pair_sum.def_fwd
-def _pair_sum_fwd(perturbed, vjp_arg, phi, cutoff2, block):
-    q, weights, theta, box = vjp_arg
-    return _pair_sum_plain(q, weights, theta, box, phi, cutoff2, block), None
-
-
-@_pair_sum.def_bwd
-def _pair_sum_bwd(residuals, grad_out, perturbed, vjp_arg, phi, cutoff2, block):
-    q, weights, theta, box = vjp_arg
-    n, d = q.shape
-    theta_float = eqx.filter(theta, eqx.is_inexact_array)
-    rows_all = _blocks(n, block)
-    g_a = jnp.zeros_like(q) if grad_out is None else grad_out
-    g_a = jnp.concatenate([g_a, jnp.zeros((rows_all.size - n, d), q.dtype)])
-
-    def phi_sum(s, theta_f, coeff):
-        return jnp.sum(coeff * phi(s, eqx.combine(theta_f, theta)))
-
-    def block_grads(state, rows):
-        g_q, g_w, g_theta, g_box = state
-        r, s, mask, shift = _geometry(q, rows, box, cutoff2)
-        a_bar = g_a[rows]
-        dot = jnp.einsum("bd,bnd->bn", a_bar, r)
-        phi_val = jnp.where(mask, phi(s, theta), 0.0)
-        w_dot = jnp.where(mask, weights[None, :] * dot, 0.0)
-        dphi_ds, g_theta_block = jax.grad(phi_sum, argnums=(0, 1))(s, theta_float, w_dot)
-        g_r = (weights[None, :] * phi_val)[..., None] * a_bar[:, None, :]
-        g_r = g_r + 2 * dphi_ds[..., None] * r
-        g_q = g_q + jnp.sum(g_r, axis=0)
-        g_q = g_q.at[jnp.minimum(rows, n - 1)].add(-jnp.sum(g_r, axis=1) * (rows < n)[:, None])
-        g_w = g_w + jnp.sum(phi_val * dot, axis=0)
-        g_theta = jax.tree.map(jnp.add, g_theta, g_theta_block)
-        g_box = g_box - jnp.sum(g_r * shift, axis=(0, 1))  # r = d - L round(d / L)
-        return (g_q, g_w, g_theta, g_box), None
-
-    init = (
-        jnp.zeros_like(q),
-        jnp.zeros_like(weights),
-        jax.tree.map(jnp.zeros_like, theta_float),
-        jnp.zeros((d,), q.dtype),
-    )
-    (g_q, g_w, g_theta, g_box), _ = lax.scan(block_grads, init, rows_all)
-    g_box = jnp.sum(g_box) if box.ndim == 0 else g_box
-    grads = (g_q, g_w, g_theta, g_box)
-    return perturbed_only(grads, perturbed)
+    if lean:
+        # Reverse mode keeps the block's inputs, not its (B, n, d) separations.
+        block_sum = jax.checkpoint(block_sum)
+    blocks = lax.map(lambda rows: block_sum(rows, q, weights, theta, box), _blocks(n, block))
+    return blocks.reshape(-1, q.shape[1])[:n]
 
 
 def _prepare(q, weights, theta, box):
@@ -155,18 +104,17 @@ def periodic_pair_sum(
     lean_gradients: bool = True,
 ) -> Float[Array, "n d"]:
     """All-pairs minimum-image $a_i = \\sum_{j \\ne i, |r_{ij}| < r_c} w_j
-    \\varphi(s_{ij}; \\theta) r_{ij}$ with a memory-lean custom VJP (module docstring).
+    \\varphi(s_{ij}; \\theta) r_{ij}$ with memory-lean reverse mode (module docstring).
 
     `phi` is static (define it once at module level); `theta` and `box` (a scalar or one
     side per dimension) are differentiable; `cutoff` is a static number.
-    `lean_gradients=False` differentiates by plain autodiff instead (forward mode works).
+    `lean_gradients=False` keeps every block's intermediates for reverse mode instead of
+    recomputing them (faster, $O(N^2)$ memory). Both modes of autodiff work either way.
     """
     q, weights, theta, box = _prepare(q, weights, theta, box)
     block = _block_size(q.shape[0], q.shape[0], q.shape[1], block_size)
     cutoff2 = float(cutoff) ** 2
-    if not lean_gradients:
-        return _pair_sum_plain(q, weights, theta, box, phi, cutoff2, block)
-    return _pair_sum((q, weights, theta, box), phi, cutoff2, block)
+    return _pair_sum_plain(q, weights, theta, box, phi, cutoff2, block, lean_gradients)
 
 
 def periodic_pair_energy(

@@ -1,5 +1,5 @@
 """LennardJones: the dimer, all pairs vs cell list, forces and pressure against autodiff,
-energy conservation with Leapfrog, the periodic custom VJP, gradients."""
+energy conservation with Leapfrog, the periodic lean kernel, gradients."""
 
 import math
 
@@ -117,7 +117,7 @@ def test_energy_conserved_with_leapfrog():
     assert err[len(err) // 2 :].max() < 2 * err[: len(err) // 2].max() + 1e-4  # no drift
 
 
-def test_periodic_custom_vjp_matches_autodiff_including_the_box():
+def test_periodic_lean_kernel_matches_autodiff_including_the_box():
     system, y = _perturbed_lattice(3, 0.05, jax.random.key(4))  # box 8.1, 27 particles
     weights = jnp.linspace(0.5, 1.5, 27)
     cot = jax.random.normal(jax.random.key(5), y.q.shape)
