@@ -37,8 +37,9 @@ def test_event_model_matches_the_analytic_bounce():
 
 
 def test_event_gradients_include_the_time_of_impact_correction():
-    # d/d(g, e, z0, drag) of the final height. Through the custom VJP of the impact time the
-    # simulated gradient equals the closed form's (drag = 0) and central differences.
+    # d/d(g, e, z0, drag) of the final height. Through the custom JVP of the impact time the
+    # simulated gradient equals the closed form's (drag = 0) and central differences, in
+    # reverse and in forward mode.
     def simulated(p):
         ball = BouncingBall(gravity=p[0], restitution=p[1], drag=p[3])
         y0 = ds.PhaseState(q=jnp.array([0.0, p[2]]), v=_Y0.v)
@@ -52,6 +53,7 @@ def test_event_gradients_include_the_time_of_impact_correction():
     grad = jax.grad(simulated)(p)
     np.testing.assert_allclose(grad[:3], jax.grad(closed)(p)[:3], rtol=1e-10)
     np.testing.assert_allclose(grad, central_difference(jax.jit(simulated), p), rtol=1e-6)
+    np.testing.assert_allclose(jax.jacfwd(simulated)(p), grad, rtol=1e-12)
     # With drag (no closed form) against central differences only.
     p = jnp.array([9.81, 0.7, 1.0, 0.05])
     grad = jax.grad(simulated)(p)

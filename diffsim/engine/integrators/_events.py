@@ -8,9 +8,10 @@ event time $\\tau$ is found on it by safeguarded Newton iterations, and the step
 $$y_{n+1} = \\Phi_{h - \\tau}\\big(R(\\Phi_\\tau(y_n))\\big).$$
 
 Gradients: $\\tau$ is defined implicitly by $G(\\tau, p) = g(t + \\tau, \\Phi_\\tau(y; p)) = 0$,
-so a custom VJP gives it the implicit-function derivative
-$\\partial\\tau/\\partial p = -(\\partial G/\\partial p) / (\\partial G / \\partial \\tau)$
-instead of differentiating the iterations. Carried through $\\Phi$, $R$ and $\\Phi$ this
+so a custom JVP gives it the implicit-function derivative
+$d\\tau = -(\\partial G/\\partial p \\cdot dp) / (\\partial G / \\partial \\tau)$
+instead of differentiating the iterations; it is linear in $dp$, so JAX transposes it for
+reverse mode and both modes work. Carried through $\\Phi$, $R$ and $\\Phi$ this
 is exactly the time-of-impact (saltation) correction that a naive derivative of an
 event-detecting loop misses. The engine knows no physics: guard and reset are the
 system's.
@@ -23,7 +24,6 @@ import jax
 import jax.lax as lax
 import jax.numpy as jnp
 
-from ..._custom_vjp import perturbed_only
 from ._base import AbstractFixedStepIntegrator
 from ._fixed_step import RK4
 
@@ -55,34 +55,34 @@ def _locate(base, system, t, y, dt, iterations):
     return tau
 
 
-@eqx.filter_custom_vjp
-def _event_time(vjp_arg, base, iterations):
-    y, system, t, dt = vjp_arg
+@eqx.filter_custom_jvp
+def _event_time(y, system, t, dt, *, base, iterations):
     return _locate(base, system, t, y, dt, iterations)
 
 
-@_event_time.def_fwd
-def _event_time_fwd(perturbed, vjp_arg, base, iterations):
-    y, system, t, dt = vjp_arg
+@_event_time.def_jvp
+def _event_time_jvp(primals, tangents, *, base, iterations):
+    y, system, t, dt = primals
     tau = _locate(base, system, t, y, dt, iterations)
-    return tau, tau
+    # dt only brackets the search: tau does not depend on it.
+    diff, static = eqx.partition((y, system, t), eqx.is_inexact_array)
+    # A leaf that is not differentiated has tangent None: a zero here.
+    d_diff = jax.tree.map(
+        lambda x, d: None if x is None else (jnp.zeros_like(x) if d is None else d),
+        diff,
+        tangents[:3],
+        is_leaf=lambda x: x is None,
+    )
 
-
-@_event_time.def_bwd
-def _event_time_bwd(tau, grad_tau, perturbed, vjp_arg, base, iterations):
-    y, system, t, dt = vjp_arg
-
-    def G(y, system, t, tau):
+    def G(d):
+        y, system, t = eqx.combine(d, static)
         return _guard_after(base, system, t, y, tau)
 
-    diff, static = eqx.partition((y, system, t), eqx.is_inexact_array)
-    _, dG_dtau = jax.jvp(lambda s: G(y, system, t, s), (tau,), (jnp.ones_like(tau),))
-    _, vjp = jax.vjp(lambda d: G(*eqx.combine(d, static), tau), diff)
-    (g_diff,) = vjp(-grad_tau / dG_dtau)
-    g_y, g_system, g_t = g_diff
-    # dt only brackets the search: tau does not depend on it.
-    grads = (g_y, g_system, g_t, None)
-    return perturbed_only(grads, perturbed)
+    _, dG_dtau = jax.jvp(
+        lambda s: _guard_after(base, system, t, y, s), (tau,), (jnp.ones_like(tau),)
+    )
+    _, dG = jax.jvp(G, (diff,), (d_diff,))
+    return tau, -dG / dG_dtau
 
 
 class EventStep(AbstractFixedStepIntegrator):
@@ -125,7 +125,7 @@ class EventStep(AbstractFixedStepIntegrator):
         crossed = (system.event(t, y) > 0) & (system.event(t + dt, y1) <= 0)
 
         def with_event():
-            tau = _event_time((y, system, t, dt), base, self.iterations)
+            tau = _event_time(y, system, t, dt, base=base, iterations=self.iterations)
             y_minus = base.step(system, t, y, tau)
             y_plus = system.reset(t + tau, y_minus)
             return base.step(system, t + tau, y_plus, dt - tau)
