@@ -11,7 +11,7 @@ from typing import Any
 import diffrax
 import jax.numpy as jnp
 
-from ._adjoints import AbstractAdjoint, Backsolve
+from ._adjoints import AbstractAdjoint, Backsolve, reverse_mode_only
 from ._saveat import SaveAt
 from ._solution import RESULTS, Trajectory
 from .integrators import AbstractAdaptiveIntegrator
@@ -35,8 +35,10 @@ def simulate_adaptive(
     adjoint: AbstractAdjoint,
     max_steps: int | None,
     throw: bool,
+    forward_only: bool = False,
 ) -> Trajectory:
-    """One `diffrax.diffeqsolve` call; see `simulate` for the arguments."""
+    """One `diffrax.diffeqsolve` call; see `simulate` for the arguments. `forward_only`:
+    the solve will be differentiated in forward mode only (`diffrax.ForwardMode`)."""
     if saveat.every is not None:
         raise ValueError(
             "SaveAt(every=k) counts fixed steps and has no meaning for the adaptive "
@@ -53,20 +55,24 @@ def simulate_adaptive(
         subsaveat = diffrax.SaveAt(
             t0=saveat.t0, t1=saveat.t1, ts=saveat.ts, fn=lambda t, y, args: fn(t, y)
         )
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(_vector_field),
-        integrator.diffrax_solver(),
-        t0,
-        t1,
-        dt,
-        y0,
-        args=system,
-        saveat=subsaveat,
-        stepsize_controller=diffrax.PIDController(rtol=integrator.rtol, atol=integrator.atol),
-        adjoint=adjoint.to_diffrax(),
-        max_steps=_DIFFRAX_MAX_STEPS if max_steps is None else max_steps,
-        throw=throw,
-    )
+    # Checkpointed and Backsolve are custom VJPs in diffrax: reverse mode only. Direct
+    # (diffrax.DirectAdjoint) differentiates in both modes.
+    sub_adjoint = diffrax.ForwardMode() if forward_only else adjoint.to_diffrax()
+    with reverse_mode_only(f"ds.{type(adjoint).__name__}()", "Use adjoint=ds.Direct()."):
+        sol = diffrax.diffeqsolve(
+            diffrax.ODETerm(_vector_field),
+            integrator.diffrax_solver(),
+            t0,
+            t1,
+            dt,
+            y0,
+            args=system,
+            saveat=subsaveat,
+            stepsize_controller=diffrax.PIDController(rtol=integrator.rtol, atol=integrator.atol),
+            adjoint=sub_adjoint,
+            max_steps=_DIFFRAX_MAX_STEPS if max_steps is None else max_steps,
+            throw=throw,
+        )
     result = RESULTS.where(
         sol.result == diffrax.RESULTS.successful,
         RESULTS.successful,

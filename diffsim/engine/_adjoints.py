@@ -20,6 +20,7 @@ for adaptive integrators.
 """
 
 import abc
+import contextlib
 import math
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +32,22 @@ import jax.lax as lax
 import jax.numpy as jnp
 
 from .._custom_vjp import perturbed_only
+
+
+@contextlib.contextmanager
+def reverse_mode_only(adjoint: str, fix: str):
+    """Turns JAX's error for forward-mode autodiff of a custom VJP (raised while tracing
+    `jax.jvp`, `jax.jacfwd`, `jax.linearize` through one) into a message that names the
+    adjoint and the fix."""
+    try:
+        yield
+    except TypeError as e:
+        if "forward-mode" not in str(e) or "custom_vjp" not in str(e):
+            raise
+        raise TypeError(
+            f"adjoint={adjoint} has reverse mode only (it is a custom VJP), so this rollout "
+            f"cannot be differentiated by jax.jvp, jax.jacfwd or jax.linearize. {fix}"
+        ) from None
 
 
 def _scan(body, carry, n):
@@ -106,7 +123,14 @@ class Checkpointed(AbstractAdjoint):
     `levels=L > 2` nests the scheme: about $L n^{1/L}$ states for $L - 1$ extra forward
     passes, for rollouts so long that $\\sqrt n$ states do not fit (a 10^8-step
     gradient of a large state). With adaptive integrators this maps to
-    `diffrax.RecursiveCheckpointAdjoint` (binomial checkpointing).
+    `diffrax.RecursiveCheckpointAdjoint` (binomial checkpointing), which has reverse mode
+    only: use `ds.Direct()` for `jax.jvp`/`jax.jacfwd` of an adaptive solve.
+
+    Forward mode (`jax.jvp`, `jax.jacfwd`, `jax.linearize`, an optimistix solver's
+    Jacobians) through a fixed-step rollout costs what it costs with `Direct`. Rollouts
+    with `SaveAt(ts=...)` or `SaveAt(every=k)` whose states number at most 2^20 elements
+    in all run as one flat scan, as with `Direct`: at that size memory is not at stake,
+    and the checkpointed alternative carries a save buffer through every step.
 
     **Arguments:**
 

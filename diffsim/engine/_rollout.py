@@ -14,6 +14,7 @@ which also saves and reports), one `diffrax.diffeqsolve` for adaptive ones
 (`_adaptive_rollout.py`).
 """
 
+import contextlib
 from typing import Any
 
 import equinox as eqx
@@ -24,7 +25,7 @@ from .._trees import floats_to_arrays, is_concrete, is_concrete_tree
 from .._types import RealScalarLike, State
 from . import _checks
 from ._adaptive_rollout import simulate_adaptive
-from ._adjoints import AbstractAdjoint, Checkpointed, Direct
+from ._adjoints import AbstractAdjoint, Checkpointed, Direct, Reversible, reverse_mode_only
 from ._errors import reraise_clean
 from ._fixed import simulate_fixed
 from ._saveat import SaveAt
@@ -106,27 +107,45 @@ def simulate(
     throw = throw and not in_trial()
     if isinstance(integrator, AbstractAdaptiveIntegrator):
         y0 = _check_adaptive(system, y0, t0, t1, dt, n_steps, integrator, saveat)
+        # Inside a least-squares solver's trial rollouts (forward-mode Jacobians only):
+        # diffrax's forward-mode adjoint, as fixed-step rollouts switch to Direct.
         return simulate_adaptive(
-            system, y0, t0, t1, dt, integrator, saveat, adjoint, max_steps, throw
+            system,
+            y0,
+            t0,
+            t1,
+            dt,
+            integrator,
+            saveat,
+            adjoint,
+            max_steps,
+            throw,
+            forward_only=forward_jacobians(),
         )
     n, y0, t0_arr, dt_arr, ts_known = _plan_fixed(
         system, y0, t0, t1, dt, n_steps, integrator, saveat, max_steps
     )
     if forward_jacobians():
         adjoint = Direct()
+    # Reversible is a custom VJP: JAX refuses forward mode through it when the jitted
+    # rollout is differentiated, here.
+    no_jvp = reverse_mode_only(
+        "ds.Reversible()", "For forward mode use adjoint=ds.Direct() (or ds.Checkpointed())."
+    )
     try:
-        return simulate_fixed(
-            floats_to_arrays(system) if is_concrete_tree((system, y0)) else system,
-            y0,
-            t0_arr,
-            dt_arr,
-            n,
-            integrator,
-            saveat,
-            adjoint,
-            throw,
-            not ts_known,
-        )
+        with no_jvp if isinstance(adjoint, Reversible) else contextlib.nullcontext():
+            return simulate_fixed(
+                floats_to_arrays(system) if is_concrete_tree((system, y0)) else system,
+                y0,
+                t0_arr,
+                dt_arr,
+                n,
+                integrator,
+                saveat,
+                adjoint,
+                throw,
+                not ts_known,
+            )
     except jax.errors.JaxRuntimeError as e:
         reraise_clean(e)
         raise

@@ -2,7 +2,8 @@
 
 Contract: inside `with trial_rollouts():`, every `simulate` behaves as if `throw=False`,
 so a trial point whose rollout blows up is a rejected step for the solver rather than an
-error; with `forward_jacobians=True`, fixed-step rollouts also use `ds.Direct()`. The
+error; with `forward_jacobians=True`, fixed-step rollouts also use `ds.Direct()` and
+adaptive ones `diffrax.ForwardMode()`, whatever adjoint the model asks for. The
 engine knows nothing of the caller: `ds.fit` is one, any solver loop may be another.
 """
 
@@ -17,15 +18,17 @@ _TRIAL_ROLLOUTS = contextvars.ContextVar("diffsim_trial_rollouts", default=False
 # Set while a least-squares solver traces its objective, whose Jacobians are forward
 # mode (jax.linearize / jvp). Checkpointing serves reverse mode only: under linearize it
 # makes every Jacobian re-run the rollout (measured 1.4x slower fits), and a custom-VJP
-# adjoint (Reversible) has no forward mode at all. So fixed-step rollouts then use Direct.
+# adjoint (Reversible; diffrax's checkpointed and backsolve adjoints) has no forward mode
+# at all. So fixed-step rollouts then use Direct, adaptive ones diffrax.ForwardMode.
 _FORWARD_JACOBIANS = contextvars.ContextVar("diffsim_forward_jacobians", default=False)
 
 
 @contextlib.contextmanager
 def trial_rollouts(forward_jacobians: bool = False):
     """Within this context, `simulate` behaves as if `throw=False`; with
-    `forward_jacobians`, fixed-step rollouts also use `ds.Direct()` whatever adjoint the
-    model asks for (its derivatives will be taken in forward mode only)."""
+    `forward_jacobians`, rollouts also differentiate in forward mode whatever adjoint the
+    model asks for (`ds.Direct()`, `diffrax.ForwardMode()`): its derivatives will be
+    taken in forward mode only."""
     token = _TRIAL_ROLLOUTS.set(True)
     token_fwd = _FORWARD_JACOBIANS.set(forward_jacobians)
     try:
