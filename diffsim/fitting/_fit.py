@@ -102,7 +102,10 @@ def fit(
     - `max_steps`: the iteration limit. `rtol`, `atol`: tolerances for the default and
       optax solvers.
     - `options`: passed to the optimistix solver, e.g. `{"jac": "bwd"}` for models without
-      forward-mode derivatives (a custom VJP, `ds.Reversible`).
+      forward-mode derivatives (a custom VJP of your own). `ds.simulate` inside the model
+      needs nothing: while a least-squares solver takes forward-mode Jacobians, its
+      rollouts use `ds.Direct()` (fixed step) or `diffrax.ForwardMode()` (adaptive),
+      whatever adjoint they ask for.
     - `shooting`: with a `ds.TrajectoryModel`, multiple shooting over this many segments:
       each segment after the first starts from its own fitted state, and continuity
       residuals `shooting_weight * (end of segment j - start of segment j+1)` join them
@@ -281,10 +284,16 @@ def _fit_program(
     trainable = selection.trainable
     bounds = [selection.bounds[selection.node_of_leaf[i]] for i in trainable]
 
+    # The solver works in the widest float of the fit: with x64 on, float32 parameters
+    # are solved for in float64 (optimistix's damped systems are built in the scalar
+    # dtype, and mixing the two fails inside lineax), and reach the model as float32.
+    dtypes = [jnp.result_type(leaves[i]) for i in trainable]
+    solve_dtype = functools.reduce(jnp.promote_types, dtypes, jnp.result_type(float))
+
     def rebuild(theta):
         new = list(leaves)
-        for i, value in zip(trainable, theta, strict=True):
-            new[i] = value
+        for i, value, dtype in zip(trainable, theta, dtypes, strict=True):
+            new[i] = jnp.asarray(value).astype(dtype)
         return jax.tree.unflatten(treedef, new)
 
     def to_physical(u):
@@ -307,12 +316,14 @@ def _fit_program(
             masks,
             weights,
         )
-        return (r, prior(params)) if prior is not None else r
+        r = (r, prior(params)) if prior is not None else r
+        # float32 predictions or records under x64: the solver's vectors share one dtype.
+        return jax.tree.map(lambda x: x.astype(solve_dtype), r)
 
     def objective(theta):
         if least_squares:
             return 0.5 * sum_squares(residuals(theta))
-        return loss(model(rebuild(theta)))
+        return jnp.asarray(loss(model(rebuild(theta)))).astype(solve_dtype)
 
     if isinstance(solver, optx.AbstractLeastSquaresSolver):
 
@@ -325,7 +336,10 @@ def _fit_program(
             value = objective(to_physical(u))
             return value, value
 
-    u0 = [b.to_unconstrained(leaves[i]) for b, i in zip(bounds, trainable, strict=True)]
+    u0 = [
+        b.to_unconstrained(jnp.asarray(leaves[i], solve_dtype))
+        for b, i in zip(bounds, trainable, strict=True)
+    ]
     u, n_steps, converged, history = solve(fn, solver, u0, max_steps, options, progress)
     theta = to_physical(u)
     params = rebuild(theta)
@@ -340,8 +354,8 @@ def _fit_program(
     )
     errors = unravel(jnp.sqrt(jnp.clip(jnp.diag(covariance), 0.0)))
     stderr_leaves = [jnp.zeros_like(x) if eqx.is_inexact_array(x) else x for x in leaves]
-    for i, e in zip(trainable, errors, strict=True):
-        stderr_leaves[i] = e
+    for i, e, dtype in zip(trainable, errors, dtypes, strict=True):
+        stderr_leaves[i] = e.astype(dtype)
     stderr = jax.tree.unflatten(treedef, stderr_leaves)
     return params, final_loss, history, stderr, covariance, n_steps, converged, flat_theta
 

@@ -23,33 +23,56 @@ def solve(fn, solver, y0, max_steps, options, progress):
     # a SaveAt(ts) model without it).
     fn = eqx.filter_closure_convert(fn, y0, None)
     f_struct, aux_struct = jax.eval_shape(lambda: fn(y0, None))
-    state = solver.init(fn, y0, None, options, f_struct, aux_struct, frozenset())
+
+    def fresh(y):
+        return solver.init(fn, y, None, options, f_struct, aux_struct, frozenset())
+
+    state = fresh(y0)
     dynamic0, static = eqx.partition(state, eqx.is_array)
     _, loss0 = fn(y0, None)
     history0 = jnp.full((max_steps + 1,), jnp.nan, loss0.dtype).at[0].set(loss0)
     done0, result0 = solver.terminate(fn, y0, None, options, state, frozenset())
+    # Levenberg-Marquardt's damping only falls when a step's reduction matches the model's
+    # to 1%, and rises 4x on every rejection, so after a rough stretch it can stay so high
+    # that the steps are tiny and the step-size test passes far from a minimum (the
+    # damping collapse). So when it first says done, it starts again from that point with
+    # fresh damping, once: at a true minimum the restart ends in a few steps; otherwise
+    # it goes on, and only improves (LM accepts only decreases).
+    restarts_left0 = jnp.asarray(1 if _restartable(solver) else 0)
 
     def cond(carry):
-        _, step, _, _, done, result = carry
+        _, step, _, _, done, result, _ = carry
         return ~done & (result == optx.RESULTS.successful) & (step < max_steps)
 
     def body(carry):
-        y, step, dynamic, history, _, _ = carry
+        y, step, dynamic, history, _, _, restarts_left = carry
         state = eqx.combine(static, dynamic)
         y, state, aux = solver.step(fn, y, None, options, state, frozenset())
         loss = _accepted_loss(state, aux)
         done, result = solver.terminate(fn, y, None, options, state, frozenset())
+        restart = done & (result == optx.RESULTS.successful) & (restarts_left > 0)
+        # A cond, not a select: a fresh state costs a model evaluation, paid only once.
+        dynamic = lax.cond(
+            restart,
+            lambda: eqx.filter(fresh(y), eqx.is_array),
+            lambda: eqx.filter(state, eqx.is_array),
+        )
         if progress:
             jax.debug.callback(_print_progress, step + 1, loss, ordered=True)
         history = history.at[step + 1].set(loss)
-        return y, step + 1, eqx.filter(state, eqx.is_array), history, done, result
+        restarts_left = restarts_left - restart.astype(restarts_left.dtype)
+        return y, step + 1, dynamic, history, done & ~restart, result, restarts_left
 
-    carry = (y0, jnp.asarray(0), dynamic0, history0, done0, result0)
-    y, steps, dynamic, history, done, result = lax.while_loop(cond, body, carry)
+    carry = (y0, jnp.asarray(0), dynamic0, history0, done0, result0, restarts_left0)
+    y, steps, dynamic, history, done, result, _ = lax.while_loop(cond, body, carry)
     state = eqx.combine(static, dynamic)
     y, _, _ = solver.postprocess(fn, y, None, None, options, state, frozenset(), result)
     converged = done & (result == optx.RESULTS.successful)
     return y, steps, converged, history
+
+
+def _restartable(solver) -> bool:
+    return isinstance(solver, (optx.LevenbergMarquardt, optx.IndirectLevenbergMarquardt))
 
 
 def _accepted_loss(state, aux):
