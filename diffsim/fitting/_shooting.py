@@ -24,7 +24,14 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from ..engine import RK4, AbstractAdjoint, Checkpointed, SaveAt, simulate
+from ..engine import (
+    RK4,
+    AbstractAdaptiveIntegrator,
+    AbstractAdjoint,
+    Checkpointed,
+    SaveAt,
+    simulate,
+)
 
 
 def _identity(t, y):
@@ -38,10 +45,16 @@ class TrajectoryModel(eqx.Module):
 
     - `build`: `build(params) -> (system, y0)`.
     - `ts`: the observation times (concrete, increasing, `>= t0`).
-    - `dt`: the step size; the rollout runs `ceil((ts[-1] - t0) / dt)` steps.
+    - `dt`: the step size of a fixed-step integrator (required); for an adaptive one
+      (`ds.Tsit5`, `ds.Kvaerno5`, ...) the initial step, or `None` to let it choose.
     - `observe`: `observe(t, y) -> observation` (default: the state itself).
     - `t0`: the start time of `y0` (default 0).
     - `integrator`, `adjoint`: passed to `ds.simulate`.
+
+    A fixed-step rollout runs `ceil((ts[-1] - t0) / dt)` steps; an adaptive one solves to
+    `ts[-1]`. For `fit(..., shooting=k)` the record is cut into `k` segments of equal
+    length: whole numbers of steps of `dt` (fixed step), or of the mean spacing of `ts`
+    when an adaptive integrator has no `dt`.
 
     **Example:**
 
@@ -55,42 +68,69 @@ class TrajectoryModel(eqx.Module):
 
     build: Callable[[Any], tuple[Any, Any]] = eqx.field(static=True)
     ts: Float[Array, " n"]
-    dt: float = eqx.field(static=True)
+    dt: float | None = eqx.field(static=True)
     observe: Callable[[Any, Any], Any] = eqx.field(static=True, default=_identity)
     t0: float = eqx.field(static=True, default=0.0)
     integrator: Any = RK4()
     adjoint: AbstractAdjoint = Checkpointed()
     n_steps: int = eqx.field(static=True, default=0)
+    grid_dt: float = eqx.field(static=True, default=0.0)
 
     def __init__(
-        self, build, ts, dt, observe=_identity, t0=0.0, integrator=RK4(), adjoint=Checkpointed()
+        self,
+        build,
+        ts,
+        dt=None,
+        observe=_identity,
+        t0=0.0,
+        integrator=RK4(),
+        adjoint=Checkpointed(),
     ):
         ts_np = np.asarray(ts, dtype=float)
         if ts_np.ndim != 1 or ts_np.size == 0 or np.any(np.diff(ts_np) < 0) or ts_np[0] < t0:
             raise ValueError(
                 "TrajectoryModel(ts=...) must be a non-empty increasing 1-d array of times >= t0."
             )
-        if not (dt > 0 and math.isfinite(dt)):
+        adaptive = isinstance(integrator, AbstractAdaptiveIntegrator)
+        if adaptive and np.any(np.diff(ts_np) <= 0):
+            raise ValueError(
+                "TrajectoryModel(ts=...) must be strictly increasing with the adaptive "
+                f"integrator {type(integrator).__name__}; remove repeated times."
+            )
+        if dt is None and not adaptive:
+            raise ValueError(
+                "TrajectoryModel(dt=...) is required with the fixed-step integrator "
+                f"{type(integrator).__name__}; pass the step size."
+            )
+        if dt is not None and not (dt > 0 and math.isfinite(dt)):
             raise ValueError(f"TrajectoryModel(dt=...) must be a positive finite number; got {dt}.")
         self.build = build
         self.ts = jnp.asarray(ts)
-        self.dt = float(dt)
+        self.dt = None if dt is None else float(dt)
         self.observe = observe
         self.t0 = float(t0)
         self.integrator = integrator
         self.adjoint = adjoint
-        self.n_steps = max(1, math.ceil((ts_np[-1] - t0) / dt - 1e-9))
+        span = float(ts_np[-1] - t0)
+        # The grid segments are cut on: the step, or for an adaptive integrator without
+        # one, the mean spacing of the observations.
+        self.grid_dt = self.dt if self.dt is not None else max(span / max(ts_np.size - 1, 1), 1e-12)
+        self.n_steps = max(1, math.ceil(span / self.grid_dt - 1e-9))
 
     def _run(self, system, y0, t0, n_steps, ts):
+        if self._adaptive:
+            # An adaptive solve ends at the last save time.
+            timing = dict(t1=ts[-1], dt=self.dt)
+        else:
+            timing = dict(n_steps=n_steps, dt=self.dt)
         return simulate(
             system,
             y0,
             t0=t0,
-            n_steps=n_steps,
-            dt=self.dt,
             integrator=self.integrator,
             adjoint=self.adjoint,
             saveat=SaveAt(ts=ts),
+            **timing,
         ).ys
 
     def __call__(self, params):
@@ -98,11 +138,15 @@ class TrajectoryModel(eqx.Module):
         ys = self._run(system, y0, self.t0, self.n_steps, self.ts)
         return jax.vmap(self.observe)(self.ts, ys)
 
+    @property
+    def _adaptive(self) -> bool:
+        return isinstance(self.integrator, AbstractAdaptiveIntegrator)
+
     def segments(self, k: int):
-        """Static layout of `k` segments of equal length `m` steps (the last may run past
-        the final observation): segment j starts at step `j m`. Returns `m`, the padded
-        observation times of each segment `(k, width)`, and for every observation its
-        (segment, slot)."""
+        """Static layout of `k` segments of equal length `m` grid steps (the last may run
+        past the final observation): segment j starts at step `j m`. Returns `m`, the
+        padded save times of each segment `(k, width + 1)` (its observations, padding,
+        then its end), and for every observation its (segment, slot)."""
         n_obs = self.ts.shape[0]
         if not (isinstance(k, int) and 1 <= k <= n_obs):
             raise ValueError(
@@ -111,14 +155,27 @@ class TrajectoryModel(eqx.Module):
             )
         m = -(-self.n_steps // k)
         ts = np.asarray(self.ts, dtype=float)
-        segment = np.minimum(np.floor((ts - self.t0) / (m * self.dt) + 1e-9).astype(int), k - 1)
+        length = m * self.grid_dt
+        segment = np.minimum(np.floor((ts - self.t0) / length + 1e-9).astype(int), k - 1)
         counts = np.bincount(segment, minlength=k)
         width = max(1, int(counts.max()))
         slot = np.concatenate([np.arange(c) for c in counts])
-        starts = self.t0 + np.arange(k) * m * self.dt
-        # Padding repeats the segment's start time: a valid save time, ignored afterwards.
-        times = np.repeat(starts[:, None], width, axis=1)
-        times[segment, slot] = ts
+        starts = self.t0 + np.arange(k) * length
+        ends = starts + length
+        if self._adaptive:
+            # An adaptive solve ends where it saves last; the last segment's end is only
+            # there to be later than its observations (its state there is not used).
+            ends[-1] = max(ends[-1], ts[-1]) + self.grid_dt
+        times = np.empty((k, width + 1))
+        for j in range(k):
+            own = ts[segment == j]
+            last = own[-1] if own.size else starts[j]
+            # Padding strictly between the last observation and the end: adaptive solves
+            # (diffrax) need strictly increasing save times. Ignored afterwards.
+            pad = last + (ends[j] - last) * np.arange(1, width - own.size + 1) / (
+                width - own.size + 1
+            )
+            times[j] = np.concatenate([own, pad, [ends[j]]])
         return m, times, segment, slot
 
     @property
@@ -137,30 +194,30 @@ class TrajectoryModel(eqx.Module):
     def segment_states(self, params, k: int):
         """Initial states of segments 1..k-1 from one rollout at `params` (stacked)."""
         system, y0 = self.build(params)
+        _, times, _, _ = self.segments(k)
+        if k == 1:
+            return jax.tree.map(lambda x: jnp.zeros((0,) + jnp.shape(x), jnp.result_type(x)), y0)
         m = self.segments(k)[0]
-        starts = jnp.asarray([self.t0 + j * m * self.dt for j in range(1, k)])
-        return self._run(system, y0, self.t0, (k - 1) * m, starts)
+        return self._run(system, y0, self.t0, (k - 1) * m, jnp.asarray(times[:-1, -1]))
 
     def shooting_model(self, k: int, weight: float):
         """`model((params, states)) -> (observations, continuity residuals)`: all `k`
         segments in one vmapped rollout."""
         m, times, segment, slot = self.segments(k)
         times = jnp.asarray(times)
-        starts = self.t0 + jnp.arange(k) * m * self.dt
-        ends = starts + m * self.dt  # as the rollout computes its own end
+        starts = jnp.asarray(self.t0 + np.arange(k) * m * self.grid_dt)
 
         def model(extended):
             params, states = extended
             system, y0 = self.build(params)
             initial = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), y0, states)
 
-            def run(y_start, t_start, t_end, seg_times):
-                saves = jnp.concatenate([seg_times, t_end[None]])
+            def run(y_start, t_start, saves):
                 ys = self._run(system, y_start, t_start, m, saves)
-                obs = jax.vmap(self.observe)(seg_times, jax.tree.map(lambda y: y[:-1], ys))
+                obs = jax.vmap(self.observe)(saves[:-1], jax.tree.map(lambda y: y[:-1], ys))
                 return obs, jax.tree.map(lambda y: y[-1], ys)
 
-            obs, finals = jax.vmap(run)(initial, starts, ends, times)
+            obs, finals = jax.vmap(run)(initial, starts, times)
             observations = jax.tree.map(lambda o: o[segment, slot], obs)
             gaps = jax.tree.map(lambda f, s: weight * (f[:-1] - s), finals, states)
             return observations, gaps

@@ -61,3 +61,35 @@ def test_multiple_shooting_recovers_chaotic_record_where_single_shooting_fails()
 def test_shooting_needs_a_trajectory_model():
     with pytest.raises(TypeError, match="TrajectoryModel"):
         ds.fit(pendulum_model, TRUE, noisy(jax.random.key(1)), where=lambda p: p.length, shooting=3)
+
+
+class Mu(eqx.Module):
+    mu: jax.Array
+
+
+@pytest.mark.parametrize("shooting", [None, pytest.param(4, marks=pytest.mark.slow)])
+def test_stiff_model_fits_with_kvaerno5_by_single_and_multiple_shooting(shooting):
+    # Van der Pol at mu = 10 (relaxation oscillations: stiff), observed x(t) with noise,
+    # through the implicit adaptive Kvaerno5 with the default options: the fit must
+    # recover mu within its standard errors, with and without shooting segments.
+    ts = jnp.linspace(0.0, 20.0, 41)
+    model = ds.TrajectoryModel(
+        build=lambda p: (ds.systems.VanDerPol(mu=p.mu), jnp.array([2.0, 0.0])),
+        ts=ts,
+        observe=lambda t, y: y[..., 0],
+        integrator=ds.Kvaerno5(rtol=1e-6, atol=1e-6),
+    )
+    truth = Mu(jnp.array(10.0))
+    data = model(truth) + 0.02 * jax.random.normal(jax.random.key(1), ts.shape)
+    res = ds.fit(
+        model,
+        Mu(jnp.array(18.0)),
+        data,
+        bounds=(0.0, None),
+        where=lambda p: p.mu,
+        sigma=0.02,
+        shooting=shooting,
+    )
+    assert res.converged
+    assert abs(float(res.params.mu) - 10.0) < 4 * float(res.stderr.mu)
+    assert float(res.stderr.mu) < 0.5
