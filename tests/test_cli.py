@@ -24,6 +24,7 @@ EXPECTED_OUTPUT = {
     "fit_pendulum": ("(converged)", ["fit_pendulum.png"]),
     "fit_spring_network": ("Recovery ok", ["fit_spring_network.png"]),
     "fit_heat_source": ("relative RMS error", ["fit_heat_source.png"]),
+    "fit_nbody": ("Recovery ok", ["fit_nbody.png", "summary.json"]),
     "solar_system": ("max |dE|/|E0|", ["solar_system_energy.png", "solar_system_orbits.png"]),
     "nbody_cluster": ("virial ratio", ["nbody_cluster.gif", "nbody_cluster.png"]),
     "lorenz_ensemble": ("0 failed", ["lorenz_ensemble.png", "summary.json"]),
@@ -55,7 +56,10 @@ def test_list(tmp_path):
 
 # Smoke runs too long for `make test` (run by `make test-slow`): compile-bound, so a
 # smaller size does not help.
-SLOW = {"fit_spring_network": "a 20-spring fit, about 20 s on a 2-core CPU"}
+SLOW = {
+    "fit_spring_network": "a 20-spring fit, about 20 s on a 2-core CPU",
+    "fit_nbody": "a 9-parameter N-body fit, about 18 s of CPU on a 2-core CPU",
+}
 
 
 @pytest.mark.parametrize(
