@@ -1,0 +1,89 @@
+"""The engine's conformance matrix: every integrator x every adjoint x every SaveAt mode x
+both modes of autodiff, on the harmonic oscillator.
+
+A supported cell differentiates a scalar of the saved states with respect to (omega, q0,
+v0) and checks reverse mode against central differences, forward mode against reverse
+mode. A cell unsupported by design is declared by `unsupported` with a one-line reason and
+must raise a TypeError or ValueError naming the adjoint, the integrator or the save mode,
+before any JAX internals. The cheap half runs in `make test`; `make test-slow` runs all.
+"""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import diffsim as ds
+from tests.conformance.engine_cases import (
+    ADAPTIVE,
+    ADJOINTS,
+    FIXED,
+    MODES,
+    SAVES,
+    name,
+    unsupported,
+)
+from tests.helpers import central_difference
+
+
+def _loss(integrator, adjoint, saveat):
+    adaptive = not isinstance(integrator, ds.AbstractFixedStepIntegrator)
+    timing = dict(t1=1.0) if adaptive else dict(t1=1.0, dt=0.01)
+
+    def loss(x):
+        osc = ds.systems.HarmonicOscillator(omega=x[0])
+        traj = ds.simulate(
+            osc, osc.initial_state(x[1], x[2]), integrator=integrator, adjoint=adjoint,
+            saveat=saveat, max_steps=10_000, **timing,
+        )  # fmt: skip
+        out = traj.ys if saveat.fn is not None else traj.ys.q + 0.3 * traj.ys.v
+        return jnp.sum(jnp.sin(jnp.arange(1, out.size + 1)) * out.ravel())
+
+    return loss
+
+
+def _cells():
+    for integrator, adjoint, save, mode in itertools.product(
+        FIXED + ADAPTIVE, ADJOINTS, SAVES, MODES
+    ):
+        cell = (integrator, adjoint, save, mode)
+        # make test: every adjoint and mode on one integrator of each kind, saving at
+        # given times (the path with the most machinery); the rest with make test-slow.
+        cheap = save == "ts" and isinstance(integrator, (ds.Leapfrog, ds.RK4, ds.Tsit5))
+        marks = () if cheap else (pytest.mark.slow,)
+        ident = f"{name(integrator)}-{name(adjoint)}-{save}-{mode}"
+        yield pytest.param(*cell, id=ident, marks=marks)
+
+
+@pytest.mark.parametrize("integrator,adjoint,save,mode", list(_cells()))
+def test_engine_cell(integrator, adjoint, save, mode):
+    loss = _loss(integrator, adjoint, SAVES[save]())
+    x = jnp.array([1.7, 0.8, -0.3])
+    why = unsupported(integrator, adjoint, save, mode)
+    derivative = jax.grad if mode == "reverse" else jax.jacfwd
+    if why is not None:
+        reason, word = why
+        with pytest.raises((TypeError, ValueError)) as info:
+            derivative(loss)(x)
+        message = str(info.value)
+        assert word in message, (reason, message)
+        assert len(message) < 600 and "jaxpr" not in message, message
+        return
+    value = derivative(loss)(x)
+    if mode == "reverse" and isinstance(integrator, ds.AbstractFixedStepIntegrator):
+        fd = central_difference(jax.jit(loss), x)
+        np.testing.assert_allclose(value, fd, rtol=1e-6, atol=1e-8)
+    elif mode == "reverse":
+        # Step-size control makes an adaptive solve piecewise smooth in its parameters:
+        # a difference quotient across a change of accepted steps sees a jump of the
+        # tolerance's size (measured 3e-4 relative with Dopri8's interpolant). So against
+        # differences loosely, and exactly against plain autodiff of the same solve.
+        fd = central_difference(jax.jit(loss), x)
+        np.testing.assert_allclose(value, fd, rtol=3e-3, atol=1e-6)
+        direct = jax.grad(_loss(integrator, ds.Direct(), SAVES[save]()))(x)
+        exact = not isinstance(adjoint, ds.Backsolve)  # the continuous adjoint is not
+        np.testing.assert_allclose(value, direct, rtol=1e-9 if exact else 1e-5, atol=1e-10)
+    else:
+        np.testing.assert_allclose(value, jax.grad(loss)(x), rtol=1e-6, atol=1e-10)
