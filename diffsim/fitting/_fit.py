@@ -329,23 +329,7 @@ def _fit_program(
         b.to_unconstrained(jnp.asarray(leaves[i], solve_dtype))
         for b, i in zip(bounds, trainable, strict=True)
     ]
-    if isinstance(solver, optx.AbstractLeastSquaresSolver):
-        # Least squares solves for z = u / |u0| (each value relative to its start, as
-        # SciPy's x_scale): LM's damping starts at 1 whatever the units, so a parameter
-        # of size 1e4 would take steps of 1e-6 of it and meet the step test at once.
-        scale = [jnp.where(u == 0, 1.0, jnp.abs(u)).astype(u.dtype) for u in u0]
-
-        def fn(z, _):
-            r = residuals(to_physical(_times(z, scale)))
-            return r, 0.5 * sum_squares(r)
-    else:
-        # Minimisers (optax's learning rates, BFGS) work in the user's units.
-        scale = [jnp.ones_like(u) for u in u0]
-
-        def fn(z, _):
-            value = objective(to_physical(z))
-            return value, value
-
+    fn, scale = _solver_objective(solver, residuals, objective, to_physical, u0)
     z0 = [u / s for u, s in zip(u0, scale, strict=True)]
     z, n_steps, converged, history = solve(fn, solver, z0, max_steps, options, progress)
     theta = to_physical(_times(z, scale))
@@ -365,6 +349,28 @@ def _fit_program(
         stderr_leaves[i] = e.astype(dtype)
     stderr = jax.tree.unflatten(treedef, stderr_leaves)
     return params, final_loss, history, stderr, covariance, n_steps, converged, flat_theta
+
+
+def _solver_objective(solver, residuals, objective, to_physical, u0):
+    """The function the solver sees, of z = u / scale, and the scale."""
+    if isinstance(solver, optx.AbstractLeastSquaresSolver):
+        # Least squares solves for z = u / |u0| (each value relative to its start, as
+        # SciPy's x_scale): LM's damping starts at 1 whatever the units, so a parameter
+        # of size 1e4 would take steps of 1e-6 of it and meet the step test at once.
+        scale = [jnp.where(u == 0, 1.0, jnp.abs(u)).astype(u.dtype) for u in u0]
+
+        def fn(z, _):
+            r = residuals(to_physical(_times(z, scale)))
+            return r, 0.5 * sum_squares(r)
+    else:
+        # Minimisers (optax's learning rates, BFGS) work in the user's units.
+        scale = [jnp.ones_like(u) for u in u0]
+
+        def fn(z, _):
+            value = objective(to_physical(z))
+            return value, value
+
+    return fn, scale
 
 
 def _times(z, scale):
