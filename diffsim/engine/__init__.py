@@ -9,7 +9,12 @@ from ._adjoints import (
     Direct as Direct,
     Reversible as Reversible,
 )
-from ._errors import SimulationError as SimulationError
+from ._errors import (
+    MaxStepsError as MaxStepsError,
+    NonFiniteStateError as NonFiniteStateError,
+    SimulationError as SimulationError,
+    StepSizeError as StepSizeError,
+)
 from ._rollout import simulate as simulate
 from ._saveat import SaveAt as SaveAt
 from ._solution import RESULTS as RESULTS, Trajectory as Trajectory

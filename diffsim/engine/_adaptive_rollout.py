@@ -34,7 +34,6 @@ def simulate_adaptive(
     saveat: SaveAt,
     adjoint: AbstractAdjoint,
     max_steps: int | None,
-    throw: bool,
     forward_only: bool = False,
 ) -> Trajectory:
     """One `diffrax.diffeqsolve` call; see `simulate` for the arguments. `forward_only`:
@@ -71,7 +70,7 @@ def simulate_adaptive(
             stepsize_controller=diffrax.PIDController(rtol=integrator.rtol, atol=integrator.atol),
             adjoint=sub_adjoint,
             max_steps=_DIFFRAX_MAX_STEPS if max_steps is None else max_steps,
-            throw=throw,
+            throw=False,  # simulate raises from the result (see _errors.py)
         )
     result = RESULTS.where(
         sol.result == diffrax.RESULTS.successful,

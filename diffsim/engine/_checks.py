@@ -12,11 +12,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._trees import is_concrete
+from .._trees import is_concrete, is_concrete_tree
 from ._adjoints import AbstractAdjoint, Backsolve, Reversible
 from ._saveat import SaveAt
-from .integrators import AbstractAdaptiveIntegrator, AbstractFixedStepIntegrator
-from .integrators._base import check_integrator_fits
+from .integrators import (
+    AbstractAdaptiveIntegrator,
+    AbstractFixedStepIntegrator,
+    AbstractSDEIntegrator,
+)
+from .integrators._base import check_integrator_fits, is_mechanical
 
 
 def check_strategies(integrator, saveat, adjoint, max_steps) -> None:
@@ -48,6 +52,31 @@ def check_strategies(integrator, saveat, adjoint, max_steps) -> None:
         )
     if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
         raise ValueError(f"max_steps must be a positive int or None; got {max_steps!r}.")
+
+
+def check_noise(system, integrator) -> None:
+    """A system with noise (a `diffusion(t, y)` method) needs a stochastic integrator:
+    any other would drop the noise silently."""
+    if callable(getattr(system, "diffusion", None)) and not isinstance(
+        integrator, AbstractSDEIntegrator
+    ):
+        raise ValueError(
+            f"{type(system).__name__} is stochastic (it has a diffusion term) but "
+            f"integrator={type(integrator).__name__}() is deterministic and would drop the "
+            "noise. Use integrator=ds.EulerMaruyama(key=jax.random.key(0)) (or ds.BAOAB(key=...) "
+            "for Langevin)."
+        )
+
+
+def check_time(name: str, value) -> None:
+    """A start or end time is a finite real scalar (when concrete)."""
+    if value is None or not is_concrete(value):
+        return
+    arr = np.asarray(value)
+    if arr.ndim != 0 or not np.issubdtype(arr.dtype, np.number):
+        raise ValueError(f"{name} must be a real scalar; got {value!r}.")
+    if not np.isfinite(arr):
+        raise ValueError(f"{name} must be finite; got {float(arr)}.")
 
 
 def float_dtype(y0) -> Any:
@@ -116,14 +145,13 @@ def check_state(system, y0, t0, dt, integrator) -> Any:
     for leaf in jax.tree.leaves(y0):
         if not isinstance(leaf, (jax.Array, np.ndarray, np.generic, float, int)):
             raise TypeError(f"y0 must be a pytree of arrays; found a leaf of type {type(leaf)}.")
-    y0 = jax.tree.map(lambda x: jnp.asarray(x, float_dtype(y0)), y0)
-    try:
-        out = jax.eval_shape(system.vector_field, t0, y0)
-    except Exception as e:
+    if is_mechanical(system) and not (hasattr(y0, "q") and hasattr(y0, "v")):
         raise ValueError(
-            f"y0 does not fit the state of {name}: evaluating {name}.vector_field(t0, y0) "
-            f"failed with {type(e).__name__}: {e}"
-        ) from e
+            f"y0 must be a ds.PhaseState(q=..., v=...) for the mechanical system {name}; "
+            f"got {type(y0).__name__}."
+        )
+    y0 = jax.tree.map(lambda x: jnp.asarray(x, float_dtype(y0)), y0)
+    out = _evaluate_vector_field(system, t0, y0)
     if jax.tree.structure(out) != jax.tree.structure(y0):
         raise ValueError(
             f"y0 does not match the state structure of {name}: its vector field returns "
@@ -143,6 +171,41 @@ def check_state(system, y0, t0, dt, integrator) -> Any:
     return jax.tree.map(lambda x: x.astype(dtype), y0)
 
 
+def _is_catalogue(system) -> bool:
+    """A system of `ds.systems` that runs no user code: its parameters were checked when
+    it was built, so a failure evaluating it is a `y0` that does not fit."""
+    cls = type(system)
+    return cls.__module__.startswith("diffsim.systems.") and not getattr(
+        cls, "calls_user_code", False
+    )
+
+
+def _short(error: Exception) -> str:
+    text = (str(error).strip().splitlines() or [""])[0]
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _evaluate_vector_field(system, t0, y0):
+    """`system.vector_field(t0, y0)`'s shapes. An error in user code (a user's system or
+    the function an `ODESystem` wraps) propagates as itself, with a note naming where it
+    was evaluated; one in a catalogue system is a `y0` that does not fit its state."""
+    name = type(system).__name__
+    try:
+        return jax.eval_shape(system.vector_field, t0, y0)
+    except Exception as e:
+        shapes = jax.tree.map(lambda x: f"{x.dtype}{list(x.shape)}", y0)
+        if _is_catalogue(system):
+            raise ValueError(
+                f"y0 does not fit the state of {name}: {name}.vector_field(t0, y0) failed "
+                f"with {type(e).__name__}: {_short(e)} (y0 = {shapes})."
+            ) from e
+        e.add_note(
+            f"(raised by {name}.vector_field(t0, y0), which ds.simulate evaluated to check "
+            f"y0 = {shapes})"
+        )
+        raise
+
+
 def check_saveat_ts(ts, t0, t1) -> None:
     """Save times lie in [t0, t1] and do not decrease (when all three are concrete)."""
     if not (is_concrete(ts) and is_concrete(t0) and is_concrete(t1)):
@@ -150,6 +213,11 @@ def check_saveat_ts(ts, t0, t1) -> None:
     ts, t0, t1 = np.asarray(ts), float(t0), float(t1)
     if ts.size == 0:
         raise ValueError("SaveAt(ts=...) is empty; give at least one time.")
+    if not np.all(np.isfinite(ts)):
+        raise ValueError(
+            f"SaveAt(ts=...) must be finite; entry {int(np.argmin(np.isfinite(ts)))} is "
+            f"{ts[np.argmin(np.isfinite(ts))]}."
+        )
     slack = 1e-9 * max(1.0, abs(t0), abs(t1))
     if ts.min() < t0 - slack or ts.max() > t1 + slack:
         raise ValueError(
@@ -158,3 +226,57 @@ def check_saveat_ts(ts, t0, t1) -> None:
         )
     if np.any(np.diff(ts) < 0):
         raise ValueError("SaveAt(ts=...) must be non-decreasing; sort the times.")
+
+
+VELOCITY_MESSAGE = (
+    "adjoint=ds.Reversible() needs an acceleration that does not depend on the velocity "
+    "(no damping, drag, contact or magnetic force): only then does a backward step undo "
+    "a forward one. Use adjoint=ds.Checkpointed() for this system."
+)
+
+
+def velocity_dependence(system, t0, y0) -> jax.Array:
+    """Whether d a / d v is non-zero at a shifted velocity: zero for conservative forces.
+    A heuristic (a force could depend on the velocity only elsewhere), but it catches
+    damping and drag."""
+    v_probe = jax.tree.map(lambda v: v + 0.5, y0.v)
+    ones = jax.tree.map(jnp.ones_like, y0.v)
+    _, dadv = jax.jvp(lambda v: system.acceleration(t0, y0.q, v), (v_probe,), (ones,))
+    return jnp.stack([jnp.any(d != 0) for d in jax.tree.leaves(dadv)]).any()
+
+
+def check_reversible_forces(system, t0, y0) -> None:
+    """Refuse `ds.Reversible()` up front for a concrete system whose acceleration
+    depends on the velocity (traced systems are checked at run time)."""
+    if is_concrete_tree((system, y0, t0)) and bool(velocity_dependence(system, t0, y0)):
+        raise ValueError(f"{type(system).__name__}: {VELOCITY_MESSAGE}")
+
+
+def check_stability(system, integrator, dt, y0) -> None:
+    """Refuse an explicit step past the stability limit, when it is certain: the system
+    gives bounds on its linearisation's spectrum (`spectral_bounds(y0)`: the largest decay
+    rate |Re lambda| and oscillation rate |Im lambda|, for concrete parameters) and the
+    integrator its stability limits (`stability_decay`, `stability_oscillation`). Past
+    them, errors grow like |R|^n: a rollout returns 1e12 where it should decay."""
+    bounds = getattr(system, "spectral_bounds", None)
+    if not (callable(bounds) and is_concrete(dt) and is_concrete_tree(system)):
+        return
+    bounds = bounds(y0)
+    if bounds is None:
+        return
+    rates = {"decay": bounds[0], "oscillation": bounds[1]}
+    limits = {"decay": integrator.stability_decay, "oscillation": integrator.stability_oscillation}
+    if integrator.mechanical:
+        limits["decay"] = None  # a mechanical method's limit is on the oscillation
+    for kind, rate in rates.items():
+        limit = limits[kind]
+        # 1% slack: the bounds may exceed the extreme eigenvalue by a little.
+        if limit is None or not rate > 0 or float(dt) * float(rate) <= 1.01 * limit:
+            continue
+        name, integ = type(system).__name__, type(integrator).__name__
+        raise ValueError(
+            f"dt={float(dt):g} is past {integ}'s stability limit for {name}: its fastest "
+            f"{kind} rate is {float(rate):.4g}, so dt must be <= {limit / float(rate):.4g} "
+            f"(dt * rate <= {limit}). Use a smaller dt or an implicit integrator "
+            "(ds.Kvaerno5())."
+        )

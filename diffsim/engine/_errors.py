@@ -1,85 +1,143 @@
-"""Runtime errors that name the step and the batch member.
+"""The runtime half of the error model: which exception for which failure, and how it
+reaches the caller without raising from inside a compiled program.
 
-`eqx.error_if` takes a static message, so it cannot say *which* step or member failed.
-`error_if_bad_step` is built the same way (a `pure_callback` that raises, reached only
-through a `lax.cond` on a predicate reduced over every `vmap` axis, wrapped in a
-`custom_jvp` so gradients pass through untouched) but formats the message from the
-runtime values. The callback runs only when something failed, so it costs nothing on
-the hot path; under `vmap` it runs once for the whole batch.
+A compiled rollout never raises. It returns a status (`traj.result`, and the first
+non-finite step in `traj.stats`), and the Python that called it reads the status:
 
-Under a user's `jax.jit` the error surfaces as a `JaxRuntimeError` carrying the message;
-the eager entry points re-raise it as a plain `SimulationError` (`reraise_clean`).
+- when the status is concrete (an eager call: `ds.simulate`, `ds.ensemble` outside any
+  transformation), Python raises a `SimulationError` subclass naming the step, the time
+  and, in a batch, the member (`raise_if_failed`);
+- when it is traced (under a user's `jax.jit`, `vmap` or `grad`), `eqx.error_if` carries
+  it (`error_if_failed`): the error the user sees is equinox's runtime error
+  (`eqx.EquinoxRuntimeError` under `eqx.filter_jit`; under `jax.jit`, JAX's
+  `JaxRuntimeError` whose text contains it) with the same first line as the eager
+  exception. The step and member are not known to Python there: `throw=False` and
+  `traj.stats` give them.
+
+Raising inside `jax.pure_callback` is undefined behaviour by JAX's documentation (and
+printed a traceback on stderr even when the caller handled the error), so diffsim does
+not do it; equinox's `error_if` is the one place a callback raises, as equinox documents.
 """
 
-import functools
-
-import equinox.internal as eqxi
+import equinox as eqx
 import jax
-import jax.lax as lax
 import jax.numpy as jnp
 import numpy as np
 
-_MARKER = "diffsim.SimulationError: "
+from ._solution import RESULTS
 
 
 class SimulationError(RuntimeError):
-    """A rollout failed at run time (non-finite state, too many steps, ...)."""
+    """A rollout failed at run time. Subclasses say how: `NonFiniteStateError`,
+    `MaxStepsError`, `StepSizeError`. The message names the step, the time and (in a
+    batch) the member; catch `ds.SimulationError` for all of them."""
 
 
-def _format(bad_step: np.ndarray, t_bad: np.ndarray, what: str, hint: str) -> str:
-    bad_step = np.asarray(bad_step)
-    t_bad = np.asarray(t_bad)
-    failed = np.argwhere(bad_step >= 0)
-    first = tuple(failed[0]) if failed.size else ()
-    where = f"at step {int(bad_step[first])} (t = {float(t_bad[first]):.6g})"
-    if bad_step.ndim == 0:
-        member = ""
-    else:
-        index = first[0] if len(first) == 1 else first
-        member = f" in batch member {index} ({len(failed)} of {bad_step.size} members failed)"
-    return f"{_MARKER}{what} {where}{member}. {hint}"
+class NonFiniteStateError(SimulationError):
+    """The state became NaN or inf (an explicit integrator past its stability limit,
+    unphysical parameters, a singularity)."""
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(3, 4))
-def _error_if_bad_step(x, bad_step, t_bad, what, hint):
-    def raise_error(bad_step, t_bad):
-        raise SimulationError(_format(bad_step, t_bad, what, hint))
-
-    def error_branch(x, bad_step, t_bad):
-        struct = jax.ShapeDtypeStruct(bad_step.shape, bad_step.dtype)
-        # The callback never returns; its output feeds x so it is not dead code.
-        token = jax.pure_callback(raise_error, struct, bad_step, t_bad, vmap_method="broadcast_all")
-        return jax.tree.map(lambda a: a + jnp.zeros_like(a) * token.astype(a.dtype).sum(), x)
-
-    pred = eqxi.unvmap_any(bad_step >= 0)
-    return lax.cond(pred, error_branch, lambda x, *_: x, x, bad_step, t_bad)
+class MaxStepsError(SimulationError):
+    """An adaptive solve used `max_steps` steps before reaching `t1`."""
 
 
-@_error_if_bad_step.defjvp
-def _error_if_bad_step_jvp(what, hint, primals, tangents):
-    x, bad_step, t_bad = primals
-    return _error_if_bad_step(x, bad_step, t_bad, what, hint), tangents[0]
+class StepSizeError(SimulationError):
+    """An adaptive solve failed: its step size collapsed or its implicit solve diverged."""
 
 
-def error_if_bad_step(x, bad_step, t_bad, *, what: str, hint: str):
-    """Return `x`, raising `SimulationError` if any `bad_step >= 0`.
+# What failed (the first line, the same eagerly and under jit) and how to fix it.
+FAILURES = [
+    (
+        RESULTS.nonfinite,
+        NonFiniteStateError,
+        "the state became non-finite (NaN or inf)",
+        "Use a smaller dt, a stiff integrator (ds.Kvaerno5()) or check the system's parameters.",
+    ),
+    (
+        RESULTS.max_steps_reached,
+        MaxStepsError,
+        "the adaptive solve reached max_steps before t1",
+        "Increase max_steps=, loosen rtol/atol, or use a stiff integrator "
+        "(ds.Kvaerno5()) if the system is stiff.",
+    ),
+    (
+        RESULTS.adaptive_failed,
+        StepSizeError,
+        "the adaptive solve failed (step size collapsed or the implicit solve diverged)",
+        "Check the system's parameters for a singularity, tighten rtol/atol or use "
+        "ds.Kvaerno5() for a stiff system.",
+    ),
+]
 
-    **Arguments:**
 
-    - `x`: a pytree returned unchanged (use the return value, so the check is kept).
-    - `bad_step`: int array, `-1` where nothing failed, else the failing step index;
-      batched under `vmap` to name the member.
-    - `t_bad`: the time of the failure, shaped like `bad_step`.
-    - `what`, `hint`: what went wrong and how to fix it (static strings).
-    """
-    return _error_if_bad_step(x, bad_step, t_bad, what, hint)
+_NO_THROW = "throw=False returns traj.result instead of raising."
 
 
-def reraise_clean(error: Exception) -> None:
-    """If `error` carries a diffsim runtime message, raise it as a `SimulationError`."""
-    text = str(error)
-    start = text.find(_MARKER)
-    if start < 0:
+def _code(result) -> int:
+    return int(np.asarray(result._value).reshape(-1)[0])
+
+
+def failure(result) -> tuple[type[SimulationError], str, str]:
+    """The exception class, first line and hint for one (concrete, scalar) result code."""
+    for code, *entry in FAILURES:
+        if _code(code) == _code(result):
+            return tuple(entry)
+    raise AssertionError(f"not a failure: {result!r}")
+
+
+def first_line(what: str, result) -> str:
+    _, headline, _ = failure(result)
+    return f"{what}: {headline}."
+
+
+def raise_if_failed(traj, *, what: str = "ds.simulate", step_time=None) -> None:
+    """Raise the `SimulationError` subclass for a concrete failed `traj` (else nothing).
+
+    `step_time(step) -> t`: the time at the end of a fixed step, to name it."""
+    codes = np.asarray(traj.result._value).reshape(-1)
+    ok = _code(RESULTS.successful)
+    if np.all(codes == ok):
         return
-    message = text[start + len(_MARKER) :].splitlines()[0]
-    raise SimulationError(message) from None
+    first = int(np.argmax(codes != ok))
+    code = jax.tree.map(lambda v: np.asarray(v).reshape(-1)[first], traj.result)
+    cls, _, hint = failure(code)
+
+    def pick(name):
+        value = np.asarray(traj.stats.get(name, -1)).reshape(-1)
+        return int(value[min(first, value.size - 1)]) if value.size else -1
+
+    if pick("nonfinite_step") >= 0:
+        k = pick("nonfinite_step")
+        time = f" (t = {float(step_time(k)):.6g})" if step_time is not None else ""
+        where = f"At step {k}{time}"
+    else:
+        where = f"After {pick('num_steps')} steps"
+    if codes.size > 1:
+        where += f", in batch member {first} ({int(np.sum(codes != ok))} of {codes.size} failed)"
+    raise cls(f"{first_line(what, code)}\n{where}. {hint} {_NO_THROW}")
+
+
+def error_if_failed(x, result, *, what: str = "ds.simulate"):
+    """Return `x`; under a transformation, raise equinox's runtime error if `result` (a
+    traced code, possibly batched) is a failure. The first line matches the eager one."""
+    codes = [code for code, *_ in FAILURES]
+    messages = [""] + [
+        f"{first_line(what, code)}\nThe step and member are not known under a "
+        f"transformation: pass throw=False and read traj.result and traj.stats. {hint}"
+        for code, _, _, hint in FAILURES
+    ]
+    index = jnp.zeros(jnp.shape(result._value), jnp.int32)
+    for i, code in enumerate(codes, start=1):
+        index = jnp.where(result == code, i, index)
+    return eqx.branched_error_if(x, result != RESULTS.successful, index, messages)
+
+
+def reraise_clean(error: Exception, *, what: str = "ds.simulate") -> None:
+    """An error raised by `error_if_failed` that Python sees (an eager `jax.vmap` or
+    `jax.grad` over `simulate`) as the `SimulationError` subclass it stands for."""
+    text = str(error)
+    for code, cls, _, hint in FAILURES:
+        line = first_line(what, code)
+        if line in text:
+            raise cls(f"{line}\n{hint}") from None

@@ -2,9 +2,9 @@
 
 Contract: `simulate_fixed(system, y0, t0, dt, n, ...)` takes `n` steps of `dt` from `t0`
 with arguments `simulate` has already checked, saves what `saveat` asks for, and returns
-a `Trajectory` whose `result` says whether the state stayed finite. The loop is the
-adjoint's (`adjoint.loop`), so how gradients flow is chosen there; with `throw`, a
-non-finite state raises `SimulationError` naming the first bad step.
+a `Trajectory` whose `result` says whether the state stayed finite and
+`stats["nonfinite_step"]` the first bad step; it never raises (`simulate` does, from
+them). The loop is the adjoint's (`adjoint.loop`), so how gradients flow is chosen there.
 
 The phases: `_plan` builds the step and the initial carry; `_save_*` run the loop for one
 kind of `SaveAt`; `_report` checks the final state and builds the result.
@@ -20,15 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._adjoints import AbstractAdjoint, Checkpointed, Direct, Reversible
-from ._errors import error_if_bad_step
+from ._checks import VELOCITY_MESSAGE, velocity_dependence
 from ._saveat import SaveAt
 from ._solution import RESULTS, Trajectory
 from .integrators._base import uses_fsal
-
-_NONFINITE_HINT = (
-    "Use a smaller dt, a stiff integrator (ds.Kvaerno5()), check the system's parameters, "
-    "or pass throw=False to get traj.result instead."
-)
 
 
 def _all_finite(tree) -> jax.Array:
@@ -104,21 +99,10 @@ def _first_nonfinite_step(step, params, carry0, n: int, y_final) -> jax.Array:
     )
 
 
-_VELOCITY_MSG = (
-    "adjoint=ds.Reversible() needs an acceleration that does not depend on the velocity "
-    "(no damping, drag or magnetic force): only then does a backward step undo a forward "
-    "one. Use adjoint=ds.Checkpointed() for this system."
-)
-
-
 def _check_velocity_independent(system, t0, y0):
-    """Probe d a / d v at a shifted velocity: zero for conservative forces. A heuristic
-    (a force could be velocity-dependent only elsewhere), but it catches damping and drag."""
-    v_probe = jax.tree.map(lambda v: v + 0.5, y0.v)
-    ones = jax.tree.map(jnp.ones_like, y0.v)
-    _, dadv = jax.jvp(lambda v: system.acceleration(t0, y0.q, v), (v_probe,), (ones,))
-    depends = jnp.stack([jnp.any(d != 0) for d in jax.tree.leaves(dadv)]).any()
-    return eqx.error_if(y0, depends, _VELOCITY_MSG)
+    """The run-time half of `_checks.check_reversible_forces`, for traced systems."""
+    depends = velocity_dependence(system, t0, y0)
+    return eqx.error_if(y0, depends, VELOCITY_MESSAGE)
 
 
 class _Plan(NamedTuple):
@@ -156,7 +140,6 @@ def simulate_fixed(
     integrator,
     saveat: SaveAt,
     adjoint: AbstractAdjoint,
-    throw: bool,
     check_ts: bool,
 ) -> Trajectory:
     """`n` steps of `dt` from `(t0, y0)`; see `simulate` for the arguments. `check_ts`:
@@ -170,22 +153,14 @@ def simulate_fixed(
         ts, ys, y_final = _save_every_nested(plan, n, saveat.every, adjoint)
     else:
         ts, ys, y_final = _save_ends(plan, n, saveat, adjoint)
-    return _report(plan, n, ts, ys, y_final, throw)
+    return _report(plan, n, ts, ys, y_final)
 
 
-def _report(plan: _Plan, n: int, ts, ys, y_final, throw: bool) -> Trajectory:
-    """Check the final state; on failure find the first bad step, raise if `throw`."""
-    _, t0, dt = plan.params
+def _report(plan: _Plan, n: int, ts, ys, y_final) -> Trajectory:
+    """Check the final state; on failure find the first bad step. Never raises: the
+    caller reads `result` and `stats["nonfinite_step"]` (see `_errors.py`)."""
     bad = _first_nonfinite_step(plan.step, plan.params, plan.carry0, n, y_final)
     result = RESULTS.where(bad >= 0, RESULTS.nonfinite, RESULTS.successful)
-    if throw:
-        ys = error_if_bad_step(
-            ys,
-            bad,
-            t0 + (bad + 1).astype(t0.dtype) * dt,
-            what="simulate: the state became non-finite (NaN or inf)",
-            hint=_NONFINITE_HINT,
-        )
     stats = {"num_steps": jnp.asarray(n, jnp.int32), "nonfinite_step": bad}
     return Trajectory(ts=ts, ys=ys, result=result, stats=stats)
 
@@ -259,8 +234,11 @@ def _save_ts(plan: _Plan, saveat: SaveAt, n: int, integrator, adjoint, check_ts:
         slack = 8 * jnp.finfo(t0.dtype).eps * (jnp.abs(t0) + n * jnp.abs(dt))
         ts = eqx.error_if(
             ts,
-            (ts < t0 - slack).any() | (ts > t0 + n * dt + slack).any() | (jnp.diff(ts) < 0).any(),
-            "SaveAt(ts=...) must be non-decreasing and within [t0, t1].",
+            (ts < t0 - slack).any()
+            | (ts > t0 + n * dt + slack).any()
+            | (jnp.diff(ts) < 0).any()
+            | ~jnp.isfinite(ts).all(),
+            "SaveAt(ts=...) must be finite, non-decreasing and within [t0, t1].",
         )
     ys, final = _save_at_times(
         plan.step, plan.inverse, plan.params, plan.carry0, ts, n, integrator, adjoint

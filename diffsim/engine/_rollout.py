@@ -18,7 +18,6 @@ import contextlib
 from typing import Any
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 
 from .._trees import floats_to_arrays, is_concrete, is_concrete_tree
@@ -26,10 +25,11 @@ from .._types import RealScalarLike, State
 from . import _checks
 from ._adaptive_rollout import simulate_adaptive
 from ._adjoints import AbstractAdjoint, Checkpointed, Direct, Reversible, reverse_mode_only
-from ._errors import reraise_clean
+from ._collect import collecting, hand_over, poison
+from ._errors import error_if_failed, raise_if_failed, reraise_clean
 from ._fixed import simulate_fixed
 from ._saveat import SaveAt
-from ._solution import Trajectory
+from ._solution import RESULTS, Trajectory
 from ._trial import forward_jacobians, in_trial
 from .integrators import RK4, AbstractAdaptiveIntegrator
 
@@ -104,51 +104,59 @@ def simulate(
     ```
     """
     _checks.check_strategies(integrator, saveat, adjoint, max_steps)
+    _checks.check_noise(system, integrator)
+    _checks.check_time("t0", t0)
+    _checks.check_time("t1", t1)
     throw = throw and not in_trial()
     if isinstance(integrator, AbstractAdaptiveIntegrator):
         y0 = _check_adaptive(system, y0, t0, t1, dt, n_steps, integrator, saveat)
         # Inside a least-squares solver's trial rollouts (forward-mode Jacobians only):
         # diffrax's forward-mode adjoint, as fixed-step rollouts switch to Direct.
-        return simulate_adaptive(
-            system,
-            y0,
-            t0,
-            t1,
-            dt,
-            integrator,
-            saveat,
-            adjoint,
-            max_steps,
-            throw,
+        traj = simulate_adaptive(
+            system, y0, t0, t1, dt, integrator, saveat, adjoint, max_steps,
             forward_only=forward_jacobians(),
-        )
+        )  # fmt: skip
+        return _deliver(traj, throw, step_time=None)
     n, y0, t0_arr, dt_arr, ts_known = _plan_fixed(
         system, y0, t0, t1, dt, n_steps, integrator, saveat, max_steps
     )
     if forward_jacobians():
         adjoint = Direct()
+    if isinstance(adjoint, Reversible):
+        _checks.check_reversible_forces(system, t0_arr, y0)
     # Reversible is a custom VJP: JAX refuses forward mode through it when the jitted
     # rollout is differentiated, here.
     no_jvp = reverse_mode_only(
         "ds.Reversible()", "For forward mode use adjoint=ds.Direct() (or ds.Checkpointed())."
     )
+    with no_jvp if isinstance(adjoint, Reversible) else contextlib.nullcontext():
+        traj = simulate_fixed(
+            floats_to_arrays(system) if is_concrete_tree((system, y0)) else system,
+            y0, t0_arr, dt_arr, n, integrator, saveat, adjoint, not ts_known,
+        )  # fmt: skip
+    return _deliver(traj, throw, step_time=lambda k: t0_arr + (k + 1) * dt_arr)
+
+
+def _deliver(traj: Trajectory, throw: bool, step_time) -> Trajectory:
+    """Hand a finished rollout to the caller, raising on failure as the error model says
+    (`_errors.py`): in Python when the status is concrete, to a collecting caller
+    (`_collect.py`), or through `eqx.error_if` under a transformation."""
+    if not throw:
+        return traj
+    if is_concrete(traj.result._value):
+        raise_if_failed(traj, step_time=step_time)
+        return traj
+    failed = traj.result != RESULTS.successful
+    if collecting():
+        if hand_over(traj.result, traj.stats.get("nonfinite_step", jnp.asarray(-1, jnp.int32))):
+            return traj
+        return eqx.tree_at(lambda t: t.ys, traj, poison(traj.ys, failed))
     try:
-        with no_jvp if isinstance(adjoint, Reversible) else contextlib.nullcontext():
-            return simulate_fixed(
-                floats_to_arrays(system) if is_concrete_tree((system, y0)) else system,
-                y0,
-                t0_arr,
-                dt_arr,
-                n,
-                integrator,
-                saveat,
-                adjoint,
-                throw,
-                not ts_known,
-            )
-    except jax.errors.JaxRuntimeError as e:
+        ys = error_if_failed(traj.ys, traj.result)
+    except Exception as e:  # an eager vmap or grad runs the check at once: Python sees it
         reraise_clean(e)
         raise
+    return eqx.tree_at(lambda t: t.ys, traj, ys)
 
 
 def _check_adaptive(system, y0, t0, t1, dt, n_steps, integrator, saveat):
@@ -165,6 +173,10 @@ def _check_adaptive(system, y0, t0, t1, dt, n_steps, integrator, saveat):
     y0 = _checks.check_state(system, y0, t0, dt, integrator)
     if saveat.ts is not None:
         _checks.check_saveat_ts(saveat.ts, t0, t1)
+    times = [x for x in (t0, t1, saveat.ts) if x is not None and not is_concrete(x)]
+    if times:  # traced: checked at run time
+        bad = jnp.stack([~jnp.all(jnp.isfinite(x)) for x in times]).any()
+        y0 = eqx.error_if(y0, bad, "t0, t1 and SaveAt(ts=...) must be finite.")
     return y0
 
 
@@ -180,6 +192,7 @@ def _plan_fixed(system, y0, t0, t1, dt, n_steps, integrator, saveat, max_steps):
             "max_steps or use a larger dt."
         )
     y0 = _checks.check_state(system, y0, t0, dt, integrator)
+    _checks.check_stability(system, integrator, dt, y0)
     dtype = _checks.float_dtype(y0)
     t0_arr = jnp.asarray(t0, dtype)
     dt_arr = jnp.asarray(dt, dtype)
@@ -195,4 +208,6 @@ def _plan_fixed(system, y0, t0, t1, dt, n_steps, integrator, saveat, max_steps):
         dt_arr = eqx.error_if(
             dt_arr, ~(jnp.isfinite(dt_arr) & (dt_arr > 0)), "dt must be a positive finite number."
         )
+    if not is_concrete(t0):
+        t0_arr = eqx.error_if(t0_arr, ~jnp.isfinite(t0_arr), "t0 must be finite.")
     return n, y0, t0_arr, dt_arr, ts_known

@@ -63,6 +63,11 @@ def make_mesh(devices) -> Mesh | None:
             "devices must be a non-empty sequence of jax devices (e.g. jax.devices()); got "
             f"{devices!r}."
         )
+    if len(set(devs)) != len(devs):
+        repeated = next(d for d in devs if devs.count(d) > 1)
+        raise ValueError(
+            f"devices lists {repeated} more than once: give each device once (e.g. jax.devices())."
+        )
     return Mesh(np.array(devs), ("members",))
 
 
@@ -83,3 +88,22 @@ def check_hashable(fn, batched_args, reduce) -> None:
                 "all members. Make it hashable (an eqx.Module or a frozen dataclass), pass "
                 "its numbers as arrays, or close over it in fn."
             ) from None
+
+
+def member_output(out):
+    """One member's output as `ds.ensemble` keeps it: Python numbers become arrays (so
+    that reducers and the per-member values see them); other leaves must be arrays or
+    `None`, else a `TypeError` names the first."""
+
+    def leaf(path, x):
+        if eqx.is_array(x) or x is None or isinstance(x, (jax.ShapeDtypeStruct,)):
+            return x
+        if isinstance(x, (bool, int, float, complex, np.number)):
+            return jnp.asarray(x)
+        raise TypeError(
+            f"fn returned a {type(x).__name__} at output{jax.tree_util.keystr(path)}: "
+            "ds.ensemble keeps arrays (and numbers) per member. Return arrays, e.g. "
+            "the Trajectory or jnp values."
+        )
+
+    return jax.tree_util.tree_map_with_path(leaf, out, is_leaf=lambda x: x is None)

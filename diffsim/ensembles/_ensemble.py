@@ -41,11 +41,18 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from .._flat_jit import NOT_APPLICABLE, flat_jit
-from .._trees import floats_to_arrays, is_concrete_tree
-from ..engine import RESULTS, SimulationError
-from ..engine._errors import reraise_clean
-from ._checks import check_hashable, leading_size, make_mesh
-from ._failures import WHAT, Failures, check, failures_in_order, raise_on_host, status
+from .._trees import floats_to_arrays, is_concrete, is_concrete_tree
+from ..engine import RESULTS
+from ..engine._collect import collect_failures
+from ._checks import check_hashable, leading_size, make_mesh, member_output
+from ._failures import (
+    WHAT,
+    Failures,
+    error_if_failed_members,
+    failures_in_order,
+    raise_on_host,
+    status,
+)
 from ._progress import report_progress
 from ._reducers import AbstractReducer, check_reducers, is_reducer
 from ._result import MAX_REPORTED_FAILURES, EnsembleResult
@@ -88,15 +95,12 @@ def _assemble(ys, n: int, bs: int):
     return jax.tree.map(leaf, ys)
 
 
-def _run_local(
-    member, batched, rest, *, n_local, n_valid, offset, bs, reduce, throw, progress, device
-):
+def _run_local(member, batched, rest, *, n_local, n_valid, offset, bs, reduce, progress, device):
     """The chunk loop on one device over `n_local` members, the first of which is member
     `offset` of the ensemble; members at or beyond `n_valid` are padding."""
     bs = min(bs, n_local)
     n_chunks = math.ceil(n_local / bs)
     vmapped = jax.vmap(member, in_axes=(0, None))
-    check_here = throw and device is None  # sharded: checked once, after merging
 
     def chunk(k):
         if n_chunks == 1:
@@ -123,9 +127,6 @@ def _run_local(
         def body(carry, k):
             out, result, step, failed, _, index = chunk(k)
             total = carry + jnp.sum(failed, dtype=jnp.int32)
-            if check_here:
-                done = jnp.minimum((k + 1) * bs, n_valid)
-                out = check(out, failed, index, step, result, total, done, n_valid, n_chunks > 1)
             return report(k, total, total), (out, result, step)
 
         if n_chunks == 1:
@@ -149,11 +150,6 @@ def _run_local(
         keep = counts & ~failed
         state = _reducer_map(lambda r, s: r.update(s, values, keep), reduce, state)
         failures = failures.add(failed, index, step, result)
-        if check_here:
-            done = jnp.minimum((k + 1) * bs, n_valid)
-            state = check(
-                state, failed, index, step, result, failures.count, done, n_valid, n_chunks > 1
-            )
         return report(k, failures.count, (state, failures)), None
 
     if n_chunks == 1:
@@ -170,7 +166,9 @@ def _member_fn(fn, static):
     def member(b, rest):
         args = eqx.combine(b, rest, static)
         try:
-            out = fn(*args)
+            # simulate(..., throw=True) called in fn hands its failures to us.
+            with collect_failures() as handed_over:
+                out = member_output(fn(*args))
         except Exception as e:
             if hasattr(e, "add_note"):  # Python >= 3.11
                 e.add_note(
@@ -180,7 +178,7 @@ def _member_fn(fn, static):
             raise
         dynamic, static_out = eqx.partition(out, eqx.is_array)
         out_static[:] = [static_out]
-        result, step = status(out)
+        result, step = status(out, handed_over)
         return dynamic, result, step
 
     return member, out_static
@@ -210,12 +208,12 @@ def _finish(local, reduce, n: int, out_static) -> EnsembleResult:
     )
 
 
-def _one_device(fn, batched, rest, static, reduce, *, n, bs, throw, progress):
+def _one_device(fn, batched, rest, static, reduce, *, n, bs, progress):
     """One device: the whole ensemble is one compiled program."""
     member, out_static = _member_fn(fn, static)
     local = _run_local(
         member, batched, rest, n_local=n, n_valid=n, offset=0, bs=bs, reduce=reduce,
-        throw=throw, progress=progress, device=None,
+        progress=progress, device=None,
     )  # fmt: skip
     return _finish(local, reduce, n, out_static[0] if reduce is None else None)
 
@@ -256,7 +254,7 @@ def _ensemble_per_device(fn, batched, rest, static, reduce, n, bs, mesh, progres
         device = lax.axis_index(axis)
         local = _run_local(
             member, batched, rest, n_local=n_local, n_valid=n, offset=device * n_local,
-            bs=bs, reduce=reduce, throw=False, progress=progress, device=device,
+            bs=bs, reduce=reduce, progress=progress, device=device,
         )  # fmt: skip
         if reduce is None:
             return local
@@ -358,22 +356,30 @@ def ensemble(
     n = _check_call(fn, batched_args, batch_size, reduce, throw, progress)
     mesh = make_mesh(devices)
     bs = n if batch_size is None else int(min(batch_size, n))
-    settings = dict(n=n, bs=bs, throw=throw, progress=progress)
-    try:
-        if mesh is None:
-            result = _ensemble_eager(fn, reduce, batched_args, **settings)
-            if result is not NOT_APPLICABLE:
-                return result
-        check_hashable(fn, batched_args, reduce)  # filter_jit needs it too
-        batched, rest = eqx.partition(batched_args, eqx.is_array)
-        rest, static = eqx.partition(floats_to_arrays(rest), eqx.is_array)
-        if mesh is None:  # traced
-            return _ensemble(fn, batched, rest, static, reduce, **settings)
-        return _run_sharded(fn, batched, rest, static, reduce, mesh, **settings)
-    except jax.errors.JaxRuntimeError as e:
-        at_once = bs if mesh is None else min(bs, math.ceil(n / mesh.size))
-        _reraise_member_error(e, chunked=mesh is not None or bs < n, at_once=at_once)
-        raise
+    result = _run(fn, batched_args, reduce, mesh, n=n, bs=bs, progress=progress)
+    if not throw:
+        return result
+    if is_concrete(result.num_failed):
+        raise_on_host(result)
+        return result
+    # Under a transformation: equinox's runtime error (see engine/_errors.py).
+    values = error_if_failed_members(result.values, result)
+    return eqx.tree_at(lambda r: r.values, result, values)
+
+
+def _run(fn, batched_args, reduce, mesh, *, n, bs, progress) -> EnsembleResult:
+    """The compiled program(s) for one call; they never raise for a failed member."""
+    settings = dict(n=n, bs=bs, progress=progress)
+    if mesh is None:
+        result = _ensemble_eager(fn, reduce, batched_args, **settings)
+        if result is not NOT_APPLICABLE:
+            return result
+    check_hashable(fn, batched_args, reduce)  # filter_jit needs it too
+    batched, rest = eqx.partition(batched_args, eqx.is_array)
+    rest, static = eqx.partition(floats_to_arrays(rest), eqx.is_array)
+    if mesh is None:  # traced
+        return _ensemble(fn, batched, rest, static, reduce, **settings)
+    return _run_sharded(fn, batched, rest, static, reduce, mesh, **settings)
 
 
 def _check_call(fn, batched_args, batch_size, reduce, throw, progress) -> int:
@@ -400,7 +406,7 @@ def _check_call(fn, batched_args, batch_size, reduce, throw, progress) -> int:
     return n
 
 
-def _run_sharded(fn, batched, rest, static, reduce, mesh, *, n, bs, throw, progress):
+def _run_sharded(fn, batched, rest, static, reduce, mesh, *, n, bs, progress):
     """Several devices: each runs the chunk loop on its share, then one merge."""
     if is_concrete_tree((batched, rest)):
         # Lay the members out on the devices once, outside the compiled function.
@@ -409,33 +415,7 @@ def _run_sharded(fn, batched, rest, static, reduce, mesh, *, n, bs, throw, progr
             _pad(batched, n, n_pad), NamedSharding(mesh, PartitionSpec(mesh.axis_names[0]))
         )
         rest = jax.device_put(rest, NamedSharding(mesh, PartitionSpec()))
-    if throw and not is_concrete_tree((batched, rest)):
-        raise ValueError(
-            "With devices=, throw=True is checked on the host after the run, which a "
-            "traced call (under jax.jit, vmap or grad) cannot do. Pass throw=False and "
-            "check result.num_failed, or call ds.ensemble outside the transformation."
-        )
     local, out_static = _ensemble_per_device(
         fn, batched, rest, static, reduce, n, bs, mesh, progress
     )
-    result = _ensemble_merge(local, out_static, reduce, n, mesh.size)
-    if throw:
-        raise_on_host(result)
-    return result
-
-
-def _reraise_member_error(error, *, chunked: bool, at_once: int) -> None:
-    """A runtime error from inside the compiled program as a `SimulationError`; one that
-    `simulate` raised inside `fn` counts members within a chunk, which the message says."""
-    try:
-        reraise_clean(error)
-    except SimulationError as err:
-        message = str(err)
-        if message.startswith(WHAT) or not chunked:
-            raise
-        raise SimulationError(
-            f"{message} (inside ds.ensemble this index counts within one chunk of "
-            f"{at_once} members on one device, not in the ensemble: call "
-            "ds.simulate(..., throw=False) in fn and return the Trajectory, so that "
-            "ds.ensemble names the member by its index in the ensemble.)"
-        ) from None
+    return _ensemble_merge(local, out_static, reduce, n, mesh.size)

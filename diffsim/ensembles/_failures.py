@@ -2,26 +2,20 @@
 
 Contract: `status(out)` reads one member's output (its `ds.Trajectory` result codes and
 non-finite floats) as a result code and a failing step; `Failures` is the bounded,
-mergeable record of failed members kept with `reduce=`; `check(...)` raises
-`SimulationError` naming the first failed member from inside the compiled program, and
-`raise_on_host(result)` does the same from a finished `EnsembleResult`.
+mergeable record of failed members kept with `reduce=`; `raise_on_host(result)` raises
+the `SimulationError` subclass naming the first failed member of a finished
+`EnsembleResult` (the compiled program never raises: see `engine/_errors.py`).
 """
 
 import equinox as eqx
-import equinox.internal as eqxi
 import jax
-import jax.lax as lax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Int
 
-from ..engine import RESULTS, SimulationError, Trajectory
+from ..engine import RESULTS, Trajectory
+from ..engine._errors import FAILURES, failure
 from ._result import EnsembleResult
-
-# The prefix that `_errors.reraise_clean` recognises to turn a runtime error raised
-# under jit back into a plain `SimulationError`.
-_MARKER = "diffsim.SimulationError: "
-
 
 WHAT = "ds.ensemble"
 
@@ -47,89 +41,27 @@ def _first_step(step) -> Int[Array, ""]:
     return jnp.where(first == big, -1, first)
 
 
-def status(out) -> tuple[RESULTS, Int[Array, ""]]:
-    """One member's result code and the step at which it became non-finite (or -1)."""
+def status(out, handed_over=()) -> tuple[RESULTS, Int[Array, ""]]:
+    """One member's result code and the step at which it became non-finite (or -1): the
+    first failure among the `(result, step)` statuses that `simulate` handed over
+    (`engine._collect`), the `ds.Trajectory` leaves of its output, and its floats."""
+    found = list(handed_over)
+    for leaf in jax.tree.leaves(out, is_leaf=_is_trajectory):
+        if isinstance(leaf, Trajectory):
+            stats = leaf.stats if isinstance(leaf.stats, dict) else {}
+            found.append((leaf.result, stats.get("nonfinite_step", -1)))
     result = RESULTS.successful
     step = jnp.asarray(-1, jnp.int32)
-    for leaf in jax.tree.leaves(out, is_leaf=_is_trajectory):
-        if not isinstance(leaf, Trajectory):
-            continue
-        code = _first_code(leaf.result)
+    for code, code_step in found:
+        code = _first_code(code)
         first = (result == RESULTS.successful) & (code != RESULTS.successful)
         result = RESULTS.where(first, code, result)
-        stats = leaf.stats if isinstance(leaf.stats, dict) else {}
-        if "nonfinite_step" in stats:
-            step = jnp.where(first, _first_step(stats["nonfinite_step"]), step)
+        step = jnp.where(first, _first_step(code_step), step)
     floats = [x for x in jax.tree.leaves(out) if eqx.is_inexact_array(x)]
     if floats:
         finite = jnp.stack([jnp.all(jnp.isfinite(x)) for x in floats]).all()
         result = RESULTS.where((result == RESULTS.successful) & ~finite, RESULTS.nonfinite, result)
     return result, step
-
-
-def _reason(step: int, message: str) -> str:
-    if step >= 0:
-        return f"its state became non-finite (NaN or inf) at step {step}"
-    if message == RESULTS[RESULTS.nonfinite]:
-        return "its output is non-finite (NaN or inf)"
-    return message[0].lower() + message[1:].rstrip(".")
-
-
-def _message(failed, index, step, result, num_failed, done, total, chunked) -> str:
-    failed = np.asarray(failed).reshape(-1)
-    first = int(np.argmax(failed))
-
-    def pick(v):  # a 0-d ndarray, which RESULTS[...] can read
-        return np.asarray(v).reshape(-1)[first : first + 1].reshape(())
-
-    message = RESULTS[jax.tree.map(pick, result)]
-    i, s = int(pick(index)), int(pick(step))
-    so_far = f"the first {int(done)} members run" if int(chunked) else f"{int(total)} members"
-    return (
-        f"{WHAT}: member {i} failed: {_reason(s, message)}. "
-        f"{int(num_failed)} of {so_far} failed. Pass throw=False to keep the other members "
-        "and get the failures in result.failed_indices / failed_steps."
-    )
-
-
-def _raise(*args):
-    """Host side of `_error_if_failed`: raise, with the marker `reraise_clean` finds."""
-    raise SimulationError(_MARKER + _message(*args))
-
-
-@jax.custom_jvp
-def _error_if_failed(x, failed, index, step, result, num_failed, done, total, chunked):
-    """Return `x`; raise `SimulationError` naming the first member with `failed` true.
-    Built like `_errors.error_if_bad_step`: a `pure_callback` that raises, reached only
-    through a `lax.cond` on a predicate reduced over any `vmap`, with a JVP that passes
-    the tangent of `x` through."""
-
-    def error_branch(x, *args):
-        def callback(*args):
-            _raise(*args)
-            return np.int32(0)  # not reached
-
-        struct = jax.ShapeDtypeStruct((), jnp.int32)
-        token = jax.pure_callback(callback, struct, *args, vmap_method="broadcast_all")
-        # The callback's output feeds x so that it is not removed as dead code.
-        return jax.tree.map(lambda a: a + jnp.zeros_like(a) * token.astype(a.dtype), x)
-
-    pred = eqxi.unvmap_any(jnp.any(failed))
-    args = (failed, index, step, result, num_failed, done, total, chunked)
-    return lax.cond(pred, error_branch, lambda x, *_: x, x, *args)
-
-
-@_error_if_failed.defjvp
-def _error_if_failed_jvp(primals, tangents):
-    return _error_if_failed(*primals), tangents[0]
-
-
-def check(x, failed, index, step, result, num_failed, done, total, chunked):
-    as_int = lambda v: jnp.asarray(v, jnp.int32)  # noqa: E731
-    return _error_if_failed(
-        x, failed, index, step, result, as_int(num_failed), as_int(done), as_int(total),
-        as_int(chunked),
-    )  # fmt: skip
 
 
 class Failures(eqx.Module):
@@ -188,17 +120,48 @@ def failures_in_order(failed, num_failed, step, result) -> Failures:
 
 
 def raise_on_host(result: EnsembleResult) -> None:
+    """Raise the `SimulationError` subclass of the first failed member of a finished
+    (concrete) `EnsembleResult`, naming it, its step and how many failed."""
     if int(result.num_failed) == 0:
         return
-    first = jax.tree.map(lambda x: np.asarray(x)[:1], result.failed_results)
-    message = _message(
-        np.array([True]),
-        np.asarray(result.failed_indices)[:1],
-        np.asarray(result.failed_steps)[:1],
-        first,
-        int(result.num_failed),
-        result.num_members,
-        result.num_members,
-        False,
+    code = jax.tree.map(lambda x: np.asarray(x)[0], result.failed_results)
+    cls, headline, hint = failure(code)
+    index, step = int(np.asarray(result.failed_indices)[0]), int(np.asarray(result.failed_steps)[0])
+    at = f" at step {step}" if step >= 0 else ""
+    if step < 0 and code == RESULTS.nonfinite:
+        headline = "its output is non-finite (NaN or inf)"
+    raise cls(
+        f"{WHAT}: member {index} failed: {headline}{at}.\n{int(result.num_failed)} of "
+        f"{result.num_members} members failed; throw=False keeps the others and reports "
+        f"the failures in result.failed_indices and failed_steps. {hint}"
     )
-    raise SimulationError(message)
+
+
+# Under a transformation the message is static: equinox picks one of a list by a traced
+# index. Up to this many members the list names each member (a few hundred KB of
+# strings, made once per trace); beyond it, only what failed.
+_NAMED_MEMBERS_MAX = 4096
+
+
+def error_if_failed_members(x, result: EnsembleResult):
+    """Under a transformation: `x`, or equinox's runtime error naming the first failed
+    member and how it failed (its step is not known to Python there)."""
+    tail = (
+        "\nThe step is not known under a transformation: pass throw=False and read "
+        "result.failed_indices and failed_steps."
+    )
+    headlines = [(code, headline) for code, _, headline, _ in FAILURES]
+    named = result.num_members <= _NAMED_MEMBERS_MAX
+    members = range(result.num_members) if named else [None]
+    messages = [""] + [
+        f"{WHAT}: {'a member' if i is None else f'member {i}'} failed: {headline}.{tail}"
+        for i in members
+        for _, headline in headlines
+    ]
+    kind = jnp.zeros((), jnp.int32)
+    first = jax.tree.map(lambda v: v[0], result.failed_results)
+    for k, (code, _) in enumerate(headlines):
+        kind = jnp.where(first == code, k, kind)
+    member = result.failed_indices[0] if named else 0
+    index = 1 + member * len(headlines) + kind
+    return eqx.branched_error_if(x, result.num_failed > 0, index, messages)

@@ -168,13 +168,33 @@ def test_throw_under_jit():
         f(BLOWUP_Y0.at[1].set(0.1)).block_until_ready()
 
 
-def test_simulate_throwing_inside_a_chunk_says_so():
+def test_simulate_throwing_inside_fn_is_reported_by_member():
+    # simulate(..., throw=True) inside fn hands its failure to ds.ensemble, which names
+    # the member by its index in the ensemble, whatever the chunking, with its step.
     def strict(y0):
         system = ds.ODESystem(lambda t, y, p: p * y**2, 1.0)
         return ds.simulate(system, y0, t1=2.0, dt=0.01).ys  # throw=True
 
-    with pytest.raises(ds.SimulationError, match="batch member 1 .* within one chunk of 3 members"):
+    step = int(_blows_up(BLOWUP_Y0[1]).stats["nonfinite_step"])
+    with pytest.raises(ds.NonFiniteStateError, match=f"member 1 failed: .* at step {step}"):
         ds.ensemble(strict, BLOWUP_Y0, batch_size=3)
+
+    # Nested in a transformation of its own inside fn, simulate cannot hand its status
+    # out: it returns NaN where it failed, and the member is still reported.
+    def nested(y0):
+        return jax.vmap(strict)(jnp.stack([y0, 0.5 * y0]))
+
+    with pytest.raises(ds.SimulationError, match="member 1 failed: its output is non-finite"):
+        ds.ensemble(nested, BLOWUP_Y0, batch_size=3)
+
+
+def test_caught_failure_prints_nothing(capfd):
+    with pytest.raises(ds.SimulationError):
+        ds.ensemble(_blows_up, BLOWUP_Y0)
+    with pytest.raises(ds.SimulationError):
+        ds.simulate(ds.ODESystem(lambda t, y, p: y**2, None), jnp.array(1.0), t1=2.0, dt=0.01)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
 
 
 # --------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ state with fields `q` and `v` (`ds.PhaseState`), and refuses anything else at tr
 
 import abc
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -61,12 +61,20 @@ class AbstractFixedStepIntegrator(AbstractIntegrator):
     `order` is the global order of accuracy; `symplectic` and `reversible` describe the
     method on Hamiltonian systems (velocity-independent forces); `mechanical` methods need
     an `AbstractMechanicalSystem` and a `PhaseState`.
+
+    Stability limits, where known (`None`: not checked): `stability_decay` is the largest
+    `dt |lambda|` for which the method is stable on y' = lambda y with lambda < 0;
+    `stability_oscillation` the largest `dt omega` on an undamped oscillation (y' = i omega y
+    for first-order methods, q'' = -omega^2 q for mechanical ones). `simulate` compares them
+    with a system's `spectral_bounds(y0)` to refuse a step past the limit before it runs.
     """
 
     order: eqx.AbstractClassVar[int]
     symplectic: eqx.AbstractClassVar[bool]
     reversible: eqx.AbstractClassVar[bool]
     mechanical: eqx.AbstractClassVar[bool]
+    stability_decay: ClassVar[float | None] = None
+    stability_oscillation: ClassVar[float | None] = None
 
     @abc.abstractmethod
     def step(self, system: Any, t: RealScalarLike, y: State, dt: RealScalarLike) -> State:

@@ -91,3 +91,4 @@ class Tsit5Fixed(AbstractExplicitRK):
 
     tableau: ClassVar[diffrax.ButcherTableau] = diffrax.Tsit5.tableau
     order: ClassVar[int] = 5
+    stability_decay: ClassVar[float | None] = 3.506  # real root of |R(z)| = 1

@@ -28,6 +28,7 @@ class Euler(AbstractFixedStepIntegrator):
     symplectic: ClassVar[bool] = False
     reversible: ClassVar[bool] = False
     mechanical: ClassVar[bool] = False
+    stability_decay: ClassVar[float | None] = 2.0  # |1 + z| <= 1
 
     def step(self, system, t, y, dt):
         return axpy(dt, system.vector_field(t, y), y)
@@ -47,6 +48,8 @@ class RK4(AbstractFixedStepIntegrator):
     symplectic: ClassVar[bool] = False
     reversible: ClassVar[bool] = False
     mechanical: ClassVar[bool] = False
+    stability_decay: ClassVar[float | None] = 2.785  # real root of |R(z)| = 1
+    stability_oscillation: ClassVar[float | None] = 2.828  # 2 sqrt(2)
 
     def step(self, system, t, y, dt):
         half = 0.5 * dt
@@ -69,6 +72,7 @@ class SemiImplicitEuler(AbstractFixedStepIntegrator):
     symplectic: ClassVar[bool] = True
     reversible: ClassVar[bool] = False
     mechanical: ClassVar[bool] = True
+    stability_oscillation: ClassVar[float | None] = 2.0  # omega dt < 2
 
     def step(self, system, t, y, dt):
         v1 = axpy(dt, system.acceleration(t, y.q, y.v), y.v)
@@ -97,6 +101,7 @@ class Leapfrog(AbstractFixedStepIntegrator):
     symplectic: ClassVar[bool] = True
     reversible: ClassVar[bool] = True
     mechanical: ClassVar[bool] = True
+    stability_oscillation: ClassVar[float | None] = 2.0  # omega dt < 2
 
     def step(self, system, t, y, dt):
         a0 = system.acceleration(t, y.q, y.v)
@@ -142,6 +147,7 @@ class Yoshida4(AbstractFixedStepIntegrator):
     symplectic: ClassVar[bool] = True
     reversible: ClassVar[bool] = True
     mechanical: ClassVar[bool] = True
+    stability_oscillation: ClassVar[float | None] = 1.573
 
     def step(self, system, t, y, dt):
         leapfrog = Leapfrog()
