@@ -22,27 +22,31 @@ checkout.
 
 `run` and `bench` start the script as a subprocess with the same Python interpreter and
 return its exit status; `--smoke`, `--out` and every `--set` are passed on to the scenario,
-which checks them (an unknown setting or a value of the wrong type is a one-line error
-and exit status 2). Errors of the command itself (an unknown scenario, no scenarios
-folder) are one line on stderr and exit status 2, never a traceback.
+which checks them (`diffsim._scenario`: an unknown setting, a value of the wrong type or
+out of its limit is a one-line error and exit status 2). `run` checks what it can before
+starting the subprocess (which costs seconds of imports): that the scenario exists, that
+every `--set` has the form KEY=VALUE, and that `--out` can be created and written.
+Every user error, of the command itself (an unknown scenario or benchmark, no scenarios
+folder, an unknown option) or of the scenario's settings, is one line on stderr and exit
+status 2, never a traceback; a failure inside a scenario's work is not a user error and
+keeps its traceback. The subprocess draws with matplotlib's `Agg` backend unless
+`MPLBACKEND` is set: it only writes files.
 """
 
 import argparse
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 from . import __version__
+from ._scenario import OneLineParser, UsageError, output_folder, split_setting
 
 _PACKAGE = Path(__file__).resolve().parent
 _CHECKOUT = _PACKAGE.parent
 # `make bench`'s set: the three that compare against a hand-written reference.
 DEFAULT_BENCHMARKS = ("rollout", "gradients", "fit")
-
-
-class _CLIError(Exception):
-    """A user error: printed as one line, exit status 2."""
 
 
 def scenarios_folder() -> tuple[Path, str]:
@@ -54,7 +58,7 @@ def scenarios_folder() -> tuple[Path, str]:
     shipped = _PACKAGE / "_scenarios"
     if shipped.is_dir():
         return shipped, "package data"
-    raise _CLIError(
+    raise UsageError(
         f"no scenarios found: neither {checkout} (a source checkout) nor {shipped} (the "
         "wheel's package data) exists. Reinstall diffsim, or clone it and pip install -e ."
     )
@@ -80,7 +84,7 @@ def _summary(path: Path) -> str:
 def _pick(kind: str, name: str, available: dict[str, Path]) -> Path:
     name = name.removesuffix(".py")
     if name not in available:
-        raise _CLIError(
+        raise UsageError(
             f"unknown {kind} {name!r}; available: {', '.join(available) or 'none'}"
             + (" (see `diffsim list`)." if kind == "scenario" else ".")
         )
@@ -88,8 +92,9 @@ def _pick(kind: str, name: str, available: dict[str, Path]) -> Path:
 
 
 def _call(command: list[str]) -> int:
+    env = {**os.environ, "MPLBACKEND": os.environ.get("MPLBACKEND", "Agg")}
     try:
-        return subprocess.run(command, check=False).returncode
+        return subprocess.run(command, check=False, env=env).returncode
     except KeyboardInterrupt:  # the child got the Ctrl-C too; no traceback from us
         return 130
 
@@ -108,10 +113,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.name is None:
         if args.help:
             _parser().parse_args(["run", "--help-run"])
-        raise _CLIError("run needs a scenario NAME; see `diffsim list`.")
+        raise UsageError("run needs a scenario NAME; see `diffsim list`.")
     command = [sys.executable, str(_pick("scenario", args.name, _scenarios()))]
     if args.help:
         return _call(command + ["--help"])
+    for item in args.set:
+        split_setting(item)  # the form only: the scenario knows its keys and limits
+    if args.out is not None:
+        output_folder(args.out)
     if args.smoke:
         command.append("--smoke")
     if args.out is not None:
@@ -124,7 +133,7 @@ def _run(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     folder = _CHECKOUT / "benchmarks"
     if not (folder.is_dir() and (_CHECKOUT / "pyproject.toml").is_file()):
-        raise _CLIError(
+        raise UsageError(
             "benchmarks ship with the source checkout only: git clone the repository, "
             "pip install -e ., then run `diffsim bench` there."
         )
@@ -152,7 +161,7 @@ examples:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="diffsim",
         description="Differentiable physics simulation on JAX: run the scenarios and "
         "benchmarks that come with diffsim.",
@@ -223,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.func(args)
-    except _CLIError as e:
+    except UsageError as e:
         print(f"diffsim: error: {e}", file=sys.stderr)
         return 2
 

@@ -42,6 +42,7 @@ back near it by the end.
 Run: `python scenarios/cartpole_swingup.py --out out` (`--smoke`: a few training steps).
 """
 
+import sys
 import time
 
 import jax
@@ -59,7 +60,13 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 import diffsim as ds  # noqa: E402
-from diffsim._scenario import save_figure, scenario_args  # noqa: E402
+from diffsim._scenario import (  # noqa: E402
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    save_figure,
+    scenario_args,
+)
 
 CONFIG = dict(
     horizon=8.0,  # s, swing-up training rollouts
@@ -88,6 +95,18 @@ SMOKE = dict(  # compile-bound: one window, a few steps, a few starts
     batch=4,
     width=4,
     n_test=4,
+)
+
+# Beyond the rules of diffsim._scenario (positive ints, finite floats, dt, seed, ...).
+LIMITS = dict(
+    horizon=POSITIVE,
+    window=POSITIVE,
+    t_eval=POSITIVE,
+    hold=POSITIVE,
+    max_force=POSITIVE,
+    clip_norm=POSITIVE,
+    target=FRACTION,
+    balance_steps=NON_NEGATIVE,  # 0: no curriculum
 )
 
 GRAVITY = 9.81
@@ -183,7 +202,17 @@ def train(cartpole, key, config):
 
 
 def main(argv=None):
-    config, out = scenario_args(__doc__, CONFIG, SMOKE, argv, name="cartpole_swingup")
+    config, out = scenario_args(
+        __doc__, CONFIG, SMOKE, argv, name="cartpole_swingup", limits=LIMITS
+    )
+    n = round(config.horizon / config.dt)
+    if n < 1 or n % min(n, max(1, round(config.window / config.dt))) or config.hold > config.t_eval:
+        print(
+            "cartpole_swingup: error: --set: need a horizon of at least dt, a whole number "
+            "of windows, and hold <= t_eval",
+            file=sys.stderr,
+        )
+        return 2
     start_time, start_cpu = time.perf_counter(), time.process_time()
     dt = config.dt
     n_eval = round(config.t_eval / dt)

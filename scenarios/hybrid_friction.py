@@ -44,7 +44,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 import diffsim as ds  # noqa: E402
-from diffsim._scenario import save_figure, scenario_args  # noqa: E402
+from diffsim._scenario import POSITIVE, save_figure, scenario_args  # noqa: E402
 
 CONFIG = dict(
     t_train=6.0,  # s of observed record per swing
@@ -57,6 +57,7 @@ CONFIG = dict(
     seed=0,
 )
 SMOKE = dict(t_train=2.0, t_forecast=2.0, n_steps=5, width=8)
+LIMITS = dict(t_train=POSITIVE, t_forecast=POSITIVE)  # beyond diffsim._scenario's rules
 
 LENGTH, GRAVITY = 1.0, 9.81
 MU, EPS, DRAG = 0.3, 0.05, 0.08
@@ -104,7 +105,7 @@ def _train(model, starts, targets, config):
 
 
 def main(argv=None):
-    config, out = scenario_args(__doc__, CONFIG, SMOKE, argv, name="hybrid_friction")
+    config, out = scenario_args(__doc__, CONFIG, SMOKE, argv, name="hybrid_friction", limits=LIMITS)
     start_time = time.perf_counter()
     dt = config.dt
     n_train = round(config.t_train / dt)

@@ -196,14 +196,20 @@ def test_saved_png_is_not_empty(tmp_path):
         assert data.startswith(b"\x89PNG") and len(data) > 1000
 
 
-def test_import_selects_headless_backend():
-    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+def test_import_keeps_the_users_backend():
+    """Importing diffsim.plot chooses no backend: the user's choice stands, and with none
+    chosen on a machine without a display matplotlib's own default (Agg) draws."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MPLBACKEND", "DISPLAY")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    code = "import diffsim.plot, matplotlib; print(matplotlib.get_backend())"
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
-    )
-    assert out.stdout.strip().lower() == "agg"
+    chosen = "import matplotlib; matplotlib.use('svg'); import diffsim.plot; "
+    chosen += "print(matplotlib.get_backend())"
+    default = "import diffsim.plot, matplotlib, matplotlib.pyplot as plt; plt.figure(); "
+    default += "print(matplotlib.get_backend())"
+    for code, backend in [(chosen, "svg"), (default, "agg")]:
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        )
+        assert out.stdout.strip().lower() == backend
 
 
 def test_fit_residuals():

@@ -1,7 +1,10 @@
 """Distributions of one scalar, for `ds.sample`: each given by its inverse CDF.
 
 Contract: `from_unit(u)` maps a point `u` of `[0, 1)` to a draw; a design places the
-points, so a stratified design stratifies every distribution's marginal.
+points, so a stratified design stratifies every distribution's marginal. Concrete
+parameters are checked when a distribution is made (numbers, shapes that broadcast,
+finite, `low < high`, `std > 0`): a `TypeError` or `ValueError` naming the parameter.
+Traced parameters (a distribution built under `jit`) are not checked.
 """
 
 import abc
@@ -22,10 +25,40 @@ class AbstractDistribution(eqx.Module):
         """Map uniform draws on `[0, 1)` to draws of this distribution."""
 
 
+def _concrete(owner: str, name: str, value) -> np.ndarray | None:
+    """`value` as a float array, `None` when traced (checked at run time, never here), or
+    a `TypeError` naming the argument."""
+    if isinstance(value, jax.core.Tracer):
+        return None
+    try:
+        return np.asarray(value, float)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{owner}({name}=...) must be a number or an array of numbers; got "
+            f"{type(value).__name__}."
+        ) from None
+
+
+def _check_pair(owner: str, names: tuple[str, str], a, b) -> tuple | None:
+    """Both parameters as float arrays of shapes that broadcast, or `None` if traced."""
+    x, y = _concrete(owner, names[0], a), _concrete(owner, names[1], b)
+    if x is None or y is None:
+        return None
+    try:
+        np.broadcast_shapes(x.shape, y.shape)
+    except ValueError:
+        raise ValueError(
+            f"{owner}: {names[0]} and {names[1]} have shapes {x.shape} and {y.shape}, which "
+            "do not broadcast; give one value each or arrays of the field's shape."
+        ) from None
+    return x, y
+
+
 def _check_range(name: str, low, high, positive: bool = False) -> None:
-    if isinstance(low, jax.core.Tracer) or isinstance(high, jax.core.Tracer):
+    pair = _check_pair(name, ("low", "high"), low, high)
+    if pair is None:
         return
-    lo, hi = np.asarray(low, float), np.asarray(high, float)
+    lo, hi = pair
     if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)) and np.all(lo < hi)):
         raise ValueError(f"{name} needs finite low < high; got low={low!r}, high={high!r}.")
     if positive and not np.all(lo > 0):
@@ -70,8 +103,14 @@ class Normal(AbstractDistribution):
     std: Float[ArrayLike, "..."]
 
     def __check_init__(self):
-        if not isinstance(self.std, jax.core.Tracer) and not np.all(np.asarray(self.std) > 0):
-            raise ValueError(f"Normal(std=...) must be positive; got {self.std!r}.")
+        pair = _check_pair("Normal", ("mean", "std"), self.mean, self.std)
+        if pair is None:
+            return
+        mean, std = pair
+        if not np.all(np.isfinite(mean)):
+            raise ValueError(f"Normal(mean=...) must be finite; got {self.mean!r}.")
+        if not np.all(np.isfinite(std) & (std > 0)):
+            raise ValueError(f"Normal(std=...) must be positive and finite; got {self.std!r}.")
 
     def from_unit(self, u):
         # u = 0 is possible from a uniform draw; its inverse CDF is -inf.

@@ -11,6 +11,11 @@ A design (`MonteCarlo`, `LatinHypercube`, `Sobol`) places `n` points in the unit
 coordinate per scalar element of the chosen fields; each distribution maps its
 coordinates through its inverse CDF. So a Latin hypercube stratifies every marginal,
 whatever the distributions.
+
+Arguments are checked before any drawing: the wrong kind of object (a key that is not a
+PRNG key, an `n` that is not an int, a `where` that is not a function, a `dist` that is not
+a distribution) is a `TypeError`, a wrong count, shape or value a `ValueError`; each
+message starts with the function's name and names the argument.
 """
 
 import abc
@@ -169,7 +174,68 @@ def _linear_scramble(key: PRNGKeyArray, v: Array) -> Array:
     return jnp.sum(new.astype(jnp.uint32) * weights, axis=-1, dtype=jnp.uint32)
 
 
+def _check_key(key: Any, name: str) -> None:
+    """One JAX PRNG key: a typed key of shape `()` (`jax.random.key`) or a raw uint32 key
+    (`jax.random.PRNGKey`); traced keys are checked by their dtype and shape too."""
+    dtype, shape = getattr(key, "dtype", None), getattr(key, "shape", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        if shape == ():
+            return
+        raise ValueError(
+            f"{name}: key must be one PRNG key; got a key array of shape {shape}. Pass one "
+            "key (e.g. keys[0]) or jax.random.key(seed)."
+        )
+    if dtype == np.uint32 and shape is not None and len(shape) == 1 and shape[0] in (2, 4):
+        return
+    got = f"{type(key).__name__}" + (f" of dtype {dtype} and shape {shape}" if dtype else "")
+    raise TypeError(f"{name}: key must be a JAX PRNG key, e.g. jax.random.key(0); got {got}.")
+
+
+def _check_count(n: Any, name: str) -> int:
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool):
+        raise TypeError(f"{name}: n must be a positive int; got {type(n).__name__} {n!r}.")
+    if n < 1:
+        raise ValueError(f"{name}: n must be a positive int; got {n!r}.")
+    return int(n)
+
+
+def _distributions(dist: Any, leaves: list, name: str) -> list[AbstractDistribution]:
+    """One distribution per chosen field, whose parameters broadcast to the field's shape."""
+    dists = [dist] if isinstance(dist, AbstractDistribution) else dist
+    if not isinstance(dists, (tuple, list)) or not all(
+        isinstance(d, AbstractDistribution) for d in dists
+    ):
+        raise TypeError(
+            f"{name}: dist must be a distribution (ds.Uniform, ds.LogUniform, ds.Normal) or a "
+            f"tuple of them, one per field chosen by where; got {dist!r}."
+        )
+    if len(dists) != len(leaves):
+        raise ValueError(
+            f"{name}: dist must give one distribution (ds.Uniform, ds.LogUniform, ds.Normal) "
+            f"per field chosen by where; where chose {len(leaves)} field(s), dist has "
+            f"{len(dists)}."
+        )
+    for i, (d, leaf) in enumerate(zip(dists, leaves, strict=True)):
+        shape = jnp.shape(leaf)
+        for param in jax.tree.leaves(d):
+            try:
+                fits = np.broadcast_shapes(jnp.shape(param), shape) == shape
+            except ValueError:
+                fits = False
+            if not fits:
+                raise ValueError(
+                    f"{name}: dist[{i}] has a parameter of shape {jnp.shape(param)}, which does "
+                    f"not fit field {i} chosen by where, of shape {shape}."
+                )
+    return list(dists)
+
+
 def _selected(where: Callable, template: Any, name: str) -> tuple[list, bool]:
+    if not callable(where):
+        raise TypeError(
+            f"{name}: where must be a function that picks fields, e.g. where=lambda s: s.rho; "
+            f"got {type(where).__name__}."
+        )
     try:
         chosen = where(template)
     except Exception as e:
@@ -242,30 +308,25 @@ def sample(
     systems.rho.shape  # (10000,)
     ```
     """
-    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"sample: n must be a positive int; got {n!r}.")
+    _check_key(key, "sample")
+    n = _check_count(n, "sample")
     if not isinstance(design, AbstractDesign):
         raise TypeError(
             "sample: design must be ds.MonteCarlo(), ds.LatinHypercube() or ds.Sobol(); got "
             f"{design!r}."
         )
     leaves, single = _selected(where, template, "sample")
-    dists = [dist] if isinstance(dist, AbstractDistribution) else list(dist)
-    if len(dists) != len(leaves) or not all(isinstance(d, AbstractDistribution) for d in dists):
-        raise ValueError(
-            f"sample: dist must give one distribution (ds.Uniform, ds.LogUniform, ds.Normal) "
-            f"per field chosen by where; where chose {len(leaves)} field(s), dist is {dist!r}."
-        )
+    dists = _distributions(dist, leaves, "sample")
     shapes = [jnp.shape(leaf) for leaf in leaves]
     sizes = [math.prod(s) for s in shapes]
     dtype = jnp.result_type(*[_float_dtype(leaf) for leaf in leaves])
-    u = design.unit(key, int(n), sum(sizes), dtype)
+    u = design.unit(key, n, sum(sizes), dtype)
     values, start = [], 0
     for d, shape, size, leaf in zip(dists, shapes, sizes, leaves, strict=True):
         cols = u[:, start : start + size].reshape((n,) + shape)
         values.append(d.from_unit(cols).astype(_float_dtype(leaf)))
         start += size
-    return _batched(template, where, single, values, int(n))
+    return _batched(template, where, single, values, n)
 
 
 def grid(template: Any, *, where: Callable[[Any], Any], values: Sequence[ArrayLike]) -> Any:
@@ -289,6 +350,11 @@ def grid(template: Any, *, where: Callable[[Any], Any], values: Sequence[ArrayLi
     ```
     """
     leaves, single = _selected(where, template, "grid")
+    if not single and not isinstance(values, (tuple, list)):
+        raise TypeError(
+            f"grid: values must be a tuple of 1-d arrays, one per field chosen by where; got "
+            f"{type(values).__name__}."
+        )
     axes = [values] if single else list(values)
     if len(axes) != len(leaves):
         raise ValueError(
@@ -301,11 +367,19 @@ def grid(template: Any, *, where: Callable[[Any], Any], values: Sequence[ArrayLi
             raise ValueError(
                 f"grid: field {i} chosen by where must be a scalar; it has shape {jnp.shape(leaf)}."
             )
-        axis = jnp.asarray(axis, _float_dtype(leaf))
+        try:
+            axis = jnp.asarray(axis, _float_dtype(leaf))
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"grid: values[{i}] must be a 1-d array of numbers; got {type(axis).__name__}."
+            ) from None
         if axis.ndim != 1 or axis.shape[0] == 0:
             raise ValueError(
                 f"grid: values[{i}] must be a non-empty 1-d array; got shape {axis.shape}."
             )
+        if not isinstance(axis, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(axis))):
+            bad = int(jnp.sum(~jnp.isfinite(axis)))
+            raise ValueError(f"grid: values[{i}] must be finite; {bad} of its values are not.")
         arrays.append(axis)
     mesh = jnp.meshgrid(*arrays, indexing="ij")
     flat = [m.reshape(-1) for m in mesh]

@@ -13,9 +13,14 @@ Functions: `trajectory`, `phase_portrait`, `energy_drift`, `ensemble_band`,
 `fit_residuals`, `parameter_corner`, `animate_bodies`, `animate_springs`,
 `animate_pendulum`.
 
-Importing this module selects matplotlib's headless `Agg` backend, unless a backend was
-already chosen: the `MPLBACKEND` environment variable is set (Jupyter sets it) or
-`matplotlib.pyplot` was already imported (switching then would close open figures).
+Importing this module leaves matplotlib's backend alone: new figures are made with
+`matplotlib.pyplot`, so they use whatever backend the user chose (`matplotlib.use`,
+`MPLBACKEND`, a notebook's inline backend) or, if none was chosen, matplotlib's own
+default, which is the headless `Agg` on a machine without a display. `plt.show()` shows
+them; close figures you no longer need (`plt.close(fig)`).
+
+Every function checks its arguments before drawing anything: the wrong kind of object is
+a `TypeError` and a wrong shape or value a `ValueError`, whose message names the argument.
 
 ```python
 import diffsim as ds
@@ -26,22 +31,13 @@ ds.plot.trajectory(traj, label="RK4").savefig("angle.png")
 ```
 """
 
-import os
-import sys
-
-import matplotlib
-
-if "MPLBACKEND" not in os.environ and "matplotlib.pyplot" not in sys.modules:
-    matplotlib.use("Agg")
-
-# After the backend is chosen: these import matplotlib.pyplot.
-from ._animations import (  # noqa: E402
+from ._animations import (
     animate_bodies as animate_bodies,
     animate_pendulum as animate_pendulum,
     animate_springs as animate_springs,
 )
-from ._fits import fit_residuals as fit_residuals, parameter_corner as parameter_corner  # noqa: E402
-from ._trajectories import (  # noqa: E402
+from ._fits import fit_residuals as fit_residuals, parameter_corner as parameter_corner
+from ._trajectories import (
     energy_drift as energy_drift,
     ensemble_band as ensemble_band,
     phase_portrait as phase_portrait,

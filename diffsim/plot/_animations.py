@@ -10,21 +10,31 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
 from ..systems import PhaseState
-from ._common import components, label_axes, single_array, times
+from ._common import (
+    check_ax,
+    check_plane,
+    components,
+    count,
+    float_array,
+    label_axes,
+    needs,
+    positive,
+    single_array,
+    times,
+)
 
 
-def _positions(traj: Any, fname: str) -> tuple[np.ndarray, np.ndarray]:
+def _common_args(traj: Any, frames: Any, fps: Any, ax: Any, fname: str):
+    """`(ts, q, frame indices, fps)` of an animation's shared arguments, checked."""
     ts = times(traj, fname)
     q = traj.ys.q if isinstance(traj.ys, PhaseState) else traj.ys
-    return ts, single_array(q, "the positions", fname)
-
-
-def _frames(n_saved: int, frames: int | None) -> np.ndarray:
-    if frames is None or frames >= n_saved:
-        return np.arange(n_saved)
-    if frames < 1:
-        raise ValueError(f"frames must be a positive int or None; got {frames!r}.")
-    return np.unique(np.linspace(0, n_saved - 1, frames).round().astype(int))
+    q = single_array(q, "the positions", fname)
+    frames = count(frames, "frames", fname, none=True)
+    fps = positive(fps, "fps", fname)
+    check_ax(ax, fname)
+    if frames is None or frames >= len(ts):
+        return ts, q, np.arange(len(ts)), fps
+    return ts, q, np.unique(np.linspace(0, len(ts) - 1, frames).round().astype(int)), fps
 
 
 def _limits(points: np.ndarray) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -41,8 +51,6 @@ def _coordinate(i: int) -> str:
 
 
 def _animation(fig: Figure, draw, n_frames: int, fps: float) -> FuncAnimation:
-    if not fps > 0:
-        raise ValueError(f"fps must be positive; got {fps!r}.")
     return FuncAnimation(fig, draw, frames=n_frames, interval=1000.0 / fps, blit=False)
 
 
@@ -94,13 +102,20 @@ def animate_bodies(
     ds.plot.animate_bodies(traj, frames=50).save("cluster.gif", writer="pillow")
     ```
     """
-    ts, q = _positions(traj, "animate_bodies")
+    ts, q, index, fps = _common_args(traj, frames, fps, ax, "animate_bodies")
     if q.ndim != 3:
         raise ValueError(f"animate_bodies needs positions of shape (n_saved, n, d); got {q.shape}.")
-    xy = q[..., list(plane)]
+    xy = q[..., check_plane(plane, q.shape[-1], "animate_bodies")]
     n = xy.shape[1]
-    index = _frames(len(ts), frames)
-    trail = (30 if n <= 20 else 0) if trail is None else int(trail)
+    trail = count(trail, "trail", "animate_bodies", low=0, none=True)
+    trail = (30 if n <= 20 else 0) if trail is None else trail
+    if sizes is not None:
+        sizes = float_array(sizes, "sizes", "animate_bodies")
+        if sizes.size not in (1, n) or not np.all(sizes >= 0):
+            raise ValueError(
+                f"animate_bodies: sizes must be one size >= 0, or one per body ({n}); got "
+                f"shape {sizes.shape}."
+            )
     ax = _new_square(ax)
     xlim, ylim = _limits(xy)
     ax.set(xlim=xlim, ylim=ylim)
@@ -160,16 +175,14 @@ def animate_springs(
     ds.plot.animate_springs(cloth, traj).save("cloth.gif", writer="pillow")
     ```
     """
-    ts, q = _positions(traj, "animate_springs")
+    ts, q, index, fps = _common_args(traj, frames, fps, ax, "animate_springs")
     if q.ndim != 3:
         raise ValueError(
             f"animate_springs needs positions of shape (n_saved, n, d); got {q.shape}."
         )
     plane = (0, q.shape[-1] - 1) if plane is None else plane
-    xy = q[..., list(plane)]
-    edges = np.asarray(network.edges)
-    pinned = np.zeros(xy.shape[1], bool) if network.pinned is None else np.asarray(network.pinned)
-    index = _frames(len(ts), frames)
+    xy = q[..., check_plane(plane, q.shape[-1], "animate_springs")]
+    edges, pinned = _network(network, xy.shape[1])
     ax = _new_square(ax)
     xlim, ylim = _limits(xy)
     ax.set(xlim=xlim, ylim=ylim)
@@ -189,6 +202,27 @@ def animate_springs(
 
     draw(0)
     return _animation(ax.figure, draw, len(index), fps)
+
+
+def _network(network: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """`(edges, pinned)` of a spring network of `n` nodes, checked."""
+    edges = np.asarray(
+        needs(network, "edges", "network", "animate_springs", "a ds.systems.SpringMassNetwork")
+    )
+    if edges.ndim != 2 or edges.shape[1] != 2 or not np.issubdtype(edges.dtype, np.integer):
+        raise ValueError(f"animate_springs: network.edges must be (e, 2) ints; got {edges.shape}.")
+    if edges.size and not (0 <= edges.min() and edges.max() < n):
+        raise ValueError(
+            f"animate_springs: network.edges name nodes up to {edges.max()}, but the "
+            f"trajectory has {n} nodes: is traj a trajectory of this network?"
+        )
+    pinned = getattr(network, "pinned", None)
+    pinned = np.zeros(n, bool) if pinned is None else np.asarray(pinned)
+    if pinned.shape != (n,):
+        raise ValueError(
+            f"animate_springs: network.pinned has shape {pinned.shape}; the trajectory has {n} nodes."
+        )
+    return edges, pinned.astype(bool)
 
 
 def animate_pendulum(
@@ -229,11 +263,21 @@ def animate_pendulum(
     ds.plot.animate_pendulum(pendulum, traj).save("pendulum.gif", writer="pillow")
     ```
     """
-    ts, q = _positions(traj, "animate_pendulum")
+    ts, q, index, fps = _common_args(traj, frames, fps, ax, "animate_pendulum")
     q = components(q, len(ts))
-    length = np.broadcast_to(np.asarray(pendulum.length, dtype=float), q.shape[1:])
+    length = float_array(
+        needs(pendulum, "length", "pendulum", "animate_pendulum", "a ds.systems.Pendulum"),
+        "pendulum.length",
+        "animate_pendulum",
+    )
+    if length.size not in (1, q.shape[1]) or not np.all(np.isfinite(length) & (length > 0)):
+        raise ValueError(
+            f"animate_pendulum: pendulum.length must be positive, one value or one per "
+            f"pendulum ({q.shape[1]}); got {length!r}."
+        )
+    length = np.broadcast_to(length.reshape(-1), q.shape[1:])
+    trail = count(trail, "trail", "animate_pendulum", low=0)
     x, y = length * np.sin(q), -length * np.cos(q)
-    index = _frames(len(ts), frames)
     ax = _new_square(ax)
     reach = 1.15 * float(np.max(length))
     ax.set(xlim=(-reach, reach), ylim=(-reach, reach))

@@ -5,9 +5,16 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure
+from matplotlib.figure import Figure, FigureBase
 
-from ._common import component_labels, components, label_axes
+from ._common import (
+    check_label,
+    component_labels,
+    components,
+    float_array,
+    label_axes,
+    positive,
+)
 
 
 def fit_residuals(
@@ -55,22 +62,17 @@ def fit_residuals(
     fig.savefig("fit.png")
     ```
     """
-    ts = np.asarray(ts)
-    if ts.ndim != 1:
-        raise ValueError(f"fit_residuals needs 1-d times ts; got shape {ts.shape}.")
-    observed = components(np.asarray(observed, dtype=float), len(ts))
-    predicted = np.asarray(predicted, dtype=float)
-    if predicted.size != observed.size or predicted.shape[:1] != observed.shape[:1]:
-        raise ValueError(
-            f"predicted has shape {predicted.shape}, observed {observed.shape}: they must "
-            "match (evaluate the fitted model at the observation times)."
-        )
-    predicted = predicted.reshape(observed.shape)
-    if sigma is not None:
-        sigma = float(sigma)
-        if not sigma > 0:
-            raise ValueError(f"sigma must be positive; got {sigma!r}.")
-    if axes is None:
+    observed, predicted = _residual_inputs(ts, observed, predicted)
+    ts = np.asarray(ts, dtype=float)
+    sigma = None if sigma is None else positive(sigma, "sigma", "fit_residuals")
+    check_label(label, "fit_residuals", optional=False)
+    if axes is not None:
+        pair = isinstance(axes, (tuple, list, np.ndarray)) and len(axes) == 2
+        if not (pair and all(isinstance(a, Axes) for a in axes)):
+            raise TypeError(
+                f"fit_residuals: axes must be a pair (top, bottom) of Axes or None; got {axes!r}."
+            )
+    else:
         fig, axes = plt.subplots(
             2,
             1,
@@ -79,8 +81,6 @@ def fit_residuals(
             height_ratios=(2.5, 1),
             layout="constrained",
         )
-    elif not (isinstance(axes, (tuple, list)) and len(axes) == 2):
-        raise TypeError(f"axes must be a pair (top, bottom) of Axes; got {axes!r}.")
     top, bottom = axes
     m = observed.shape[1]
     labels = component_labels(label, m)
@@ -106,6 +106,22 @@ def fit_residuals(
     label_axes(bottom, "t", "data - fit")
     top.legend(loc="best")
     return top.figure
+
+
+def _residual_inputs(ts: Any, observed: Any, predicted: Any) -> tuple[np.ndarray, np.ndarray]:
+    """`observed` and `predicted` as `(n, m)` float arrays that match `ts`, checked."""
+    ts = float_array(ts, "ts", "fit_residuals")
+    if ts.ndim != 1 or len(ts) == 0:
+        raise ValueError(f"fit_residuals needs non-empty 1-d times ts; got shape {ts.shape}.")
+    observed = float_array(observed, "observed", "fit_residuals")
+    observed = components(observed, len(ts), "fit_residuals: observed")
+    predicted = float_array(predicted, "predicted", "fit_residuals")
+    if predicted.size != observed.size or predicted.shape[:1] != observed.shape[:1]:
+        raise ValueError(
+            f"fit_residuals: predicted has shape {predicted.shape}, observed "
+            f"{observed.shape}: they must match (evaluate the model at the times ts)."
+        )
+    return observed, predicted.reshape(observed.shape)
 
 
 def _ellipse(mean2: np.ndarray, cov2: np.ndarray, radius: float) -> np.ndarray:
@@ -167,6 +183,13 @@ def parameter_corner(
         mean, covariance, samples, names, truth
     )
     p = len(mean)
+    if fig is not None and not isinstance(fig, FigureBase):
+        raise TypeError(f"parameter_corner: fig must be a matplotlib Figure or None; got {fig!r}.")
+    if fig is not None and fig.axes:
+        raise ValueError(
+            f"parameter_corner: fig must be empty; it has {len(fig.axes)} axes. Pass a new "
+            "figure (plt.figure()) or None."
+        )
     if fig is None:
         size = 1.2 + 2.2 * p
         fig = plt.figure(figsize=(size, size), layout="constrained")
@@ -195,36 +218,63 @@ def parameter_corner(
 
 def _corner_inputs(mean, covariance, samples, names, truth):
     """`parameter_corner`'s arguments as NumPy arrays of matching sizes (a `FitResult`
-    given as `mean` supplies the values, covariance and names)."""
+    given as `mean` supplies the values, covariance and names), checked."""
     if hasattr(mean, "covariance") and hasattr(mean, "values"):
         fit_names = getattr(mean, "names", None)
         covariance = mean.covariance if covariance is None else covariance
         names = fit_names if names is None else names
         mean = mean.values
-    mean = np.atleast_1d(np.asarray(mean, dtype=float))
-    if mean.ndim != 1:
-        raise ValueError(f"parameter_corner: mean must be 1-d (p,); got shape {mean.shape}.")
+    mean = np.atleast_1d(float_array(mean, "mean", "parameter_corner"))
+    if mean.ndim != 1 or len(mean) == 0 or not np.all(np.isfinite(mean)):
+        raise ValueError(
+            f"parameter_corner: mean must be finite values of shape (p,), p >= 1; got {mean!r}."
+        )
     p = len(mean)
     if covariance is None and samples is None:
         raise ValueError("parameter_corner needs a covariance, samples, or both.")
     if covariance is not None:
-        covariance = np.asarray(covariance, dtype=float)
-        if covariance.shape != (p, p):
-            raise ValueError(
-                f"parameter_corner: covariance has shape {covariance.shape}; expected "
-                f"({p}, {p}) for {p} parameters."
-            )
+        covariance = _covariance(covariance, p)
     if samples is not None:
-        samples = np.asarray(samples, dtype=float)
-        if samples.ndim != 2 or samples.shape[1] != p:
+        samples = float_array(samples, "samples", "parameter_corner")
+        if samples.ndim != 2 or samples.shape[1] != p or len(samples) == 0:
             raise ValueError(
-                f"parameter_corner: samples have shape {samples.shape}; expected (n, {p})."
+                f"parameter_corner: samples have shape {samples.shape}; expected (n, {p}), n >= 1."
             )
+    if isinstance(names, str) or not (names is None or hasattr(names, "__len__")):
+        raise TypeError(f"parameter_corner: names must be a list of {p} labels; got {names!r}.")
     names = [f"p[{i}]" for i in range(p)] if names is None else [str(n) for n in names]
     if len(names) != p:
         raise ValueError(f"parameter_corner: {len(names)} names for {p} parameters.")
-    truth = None if truth is None else np.asarray(truth, dtype=float).reshape(p)
+    if truth is not None:
+        truth = float_array(truth, "truth", "parameter_corner")
+        if truth.size != p:
+            raise ValueError(f"parameter_corner: truth has {truth.size} values for {p} parameters.")
+        truth = truth.reshape(p)
     return mean, covariance, samples, names, truth
+
+
+def _covariance(covariance: Any, p: int) -> np.ndarray:
+    """A finite, symmetric, positive semi-definite `(p, p)` matrix, checked."""
+    covariance = float_array(covariance, "covariance", "parameter_corner")
+    if covariance.shape != (p, p):
+        raise ValueError(
+            f"parameter_corner: covariance has shape {covariance.shape}; expected ({p}, {p}) for "
+            f"{p} parameters."
+        )
+    if not np.all(np.isfinite(covariance)):
+        raise ValueError(
+            "parameter_corner: covariance has non-finite entries (an unidentifiable "
+            "parameter?); pass samples only, or leave that parameter out."
+        )
+    scale = max(float(np.max(np.abs(covariance))), np.finfo(float).tiny)
+    if not np.allclose(covariance, covariance.T, rtol=1e-6, atol=1e-9 * scale):
+        raise ValueError("parameter_corner: covariance must be symmetric.")
+    if np.min(np.linalg.eigvalsh(covariance)) < -1e-8 * scale:
+        raise ValueError(
+            "parameter_corner: covariance must be positive semi-definite; it has a negative "
+            "eigenvalue."
+        )
+    return covariance
 
 
 def _corner_marginal(ax, i, mean, covariance, samples, truth) -> None:

@@ -1,6 +1,7 @@
 """Figures of trajectories and ensembles: time series, phase portraits, energy drift,
 ensemble bands."""
 
+import numbers
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,7 +11,18 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ..systems import PhaseState
-from ._common import component_labels, components, label_axes, new_or, single_array, times
+from ._common import (
+    check_ax,
+    check_label,
+    component_labels,
+    components,
+    float_array,
+    label_axes,
+    needs,
+    new_or,
+    single_array,
+    times,
+)
 
 
 def trajectory(
@@ -56,17 +68,25 @@ def trajectory(
     ```
     """
     ts = times(traj, "trajectory")
+    check_ax(ax, "trajectory")
+    check_label(label, "trajectory")
     if isinstance(traj.ys, PhaseState):
         values, name, ylabel = single_array(traj.ys.q, "traj.ys.q", "trajectory"), "q", "q"
     else:
         values, name, ylabel = single_array(traj.ys, "traj.ys", "trajectory"), "y", "value"
     if component is not None:
         index = component if isinstance(component, tuple) else (component,)
+        if not index or not all(
+            isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in index
+        ):
+            raise TypeError(
+                f"trajectory: component must be an int, a tuple of ints or None; got {component!r}."
+            )
         try:
             values = values[(slice(None), *index)]
         except IndexError as e:
             raise ValueError(
-                f"component={component!r} does not index saved values of shape "
+                f"trajectory: component={component!r} does not index saved values of shape "
                 f"{values.shape[1:]} (after the time axis)."
             ) from e
         name = f"{name}[{', '.join(map(str, index))}]"
@@ -111,6 +131,8 @@ def phase_portrait(traj: Any, *, ax: Axes | None = None, label: str | None = Non
     ```
     """
     ts = times(traj, "phase_portrait")
+    check_ax(ax, "phase_portrait")
+    check_label(label, "phase_portrait")
     if not isinstance(traj.ys, PhaseState):
         raise TypeError(
             "phase_portrait needs a trajectory of ds.PhaseState (a mechanical system); got "
@@ -171,34 +193,42 @@ def energy_drift(trajectories: Mapping[str, tuple[Any, Any]], *, ax: Axes | None
     ds.plot.energy_drift(runs).savefig("drift.png")
     ```
     """
+    check_ax(ax, "energy_drift")
     if not isinstance(trajectories, Mapping) or not trajectories:
         raise TypeError(
-            "energy_drift needs a non-empty dict {label: (system, traj)}; "
+            "energy_drift: trajectories must be a non-empty dict {label: (system, traj)}; "
             f"got {type(trajectories).__name__}."
         )
+    curves = [(name, *_drift(name, entry)) for name, entry in trajectories.items()]
     ax = new_or(ax)
-    for name, entry in trajectories.items():
-        if not (isinstance(entry, tuple) and len(entry) == 2):
-            raise TypeError(f"energy_drift[{name!r}] must be a (system, traj) pair.")
-        system, traj = entry
-        ts = times(traj, "energy_drift")
-        energy = np.asarray(jax.vmap(system.energy)(traj.ys))
-        if energy.shape != ts.shape:
-            raise ValueError(
-                f"energy_drift[{name!r}]: {type(system).__name__}.energy should return a "
-                f"scalar per state; got shape {energy.shape[1:]}."
-            )
-        if energy[0] == 0:
-            raise ValueError(
-                f"energy_drift[{name!r}]: the initial energy is 0, so the relative drift "
-                "is undefined. Start from a state with non-zero energy."
-            )
-        drift = np.abs(energy - energy[0]) / np.abs(energy[0])
-        ax.plot(ts, np.where(drift > 0, drift, np.nan), label=name)
+    for name, ts, drift in curves:
+        ax.plot(ts, np.where(drift > 0, drift, np.nan), label=str(name))
     ax.set_yscale("log")
     label_axes(ax, "t", "|E(t) - E(0)| / |E(0)|")
     ax.legend()
     return ax.figure
+
+
+def _drift(name: Any, entry: Any) -> tuple[np.ndarray, np.ndarray]:
+    """`(ts, |E(t) - E(0)| / |E(0)|)` of one `(system, traj)` entry of `energy_drift`."""
+    where = f"energy_drift: trajectories[{name!r}]"
+    if not (isinstance(entry, tuple) and len(entry) == 2):
+        raise TypeError(f"{where} must be a (system, traj) pair; got {type(entry).__name__}.")
+    system, traj = entry
+    energy_fn = needs(system, "energy", "the system", where, "a system")
+    ts = times(traj, "energy_drift")
+    energy = np.asarray(jax.vmap(energy_fn)(traj.ys))
+    if energy.shape != ts.shape:
+        raise ValueError(
+            f"{where}: {type(system).__name__}.energy should return a scalar per state; got "
+            f"shape {energy.shape[1:]}."
+        )
+    if not (np.isfinite(energy[0]) and energy[0] != 0):
+        raise ValueError(
+            f"{where}: the initial energy is {energy[0]}, so the relative drift is undefined. "
+            "Start from a state with finite, non-zero energy."
+        )
+    return ts, np.abs(energy - energy[0]) / np.abs(energy[0])
 
 
 def ensemble_band(
@@ -243,10 +273,12 @@ def ensemble_band(
     fig.savefig("forecast.png")
     ```
     """
-    ts = np.asarray(ts)
-    if ts.ndim != 1:
-        raise ValueError(f"ensemble_band needs 1-d times ts; got shape {ts.shape}.")
-    bands = np.asarray(bands, dtype=float)
+    check_ax(ax, "ensemble_band")
+    check_label(label, "ensemble_band")
+    ts = float_array(ts, "ts", "ensemble_band")
+    if ts.ndim != 1 or len(ts) == 0:
+        raise ValueError(f"ensemble_band needs non-empty 1-d times ts; got shape {ts.shape}.")
+    bands = float_array(bands, "bands", "ensemble_band")
     if bands.ndim < 2 or bands.shape[0] < 2 or bands.size != bands.shape[0] * len(ts):
         raise ValueError(
             f"ensemble_band needs bands of shape (k, {len(ts)}) with k >= 2 quantiles; got "
@@ -257,9 +289,11 @@ def ensemble_band(
     if np.any(np.diff(bands, axis=0) < -1e-12 * (1 + np.abs(bands[1:]))):
         raise ValueError("ensemble_band: bands must be in increasing order of quantile level.")
     if q is not None:
-        q = [float(x) for x in np.ravel(q)]
+        q = [float(x) for x in np.ravel(float_array(q, "q", "ensemble_band"))]
         if len(q) != k:
             raise ValueError(f"ensemble_band: {len(q)} levels in q for {k} bands.")
+        if not (all(0 <= x <= 1 for x in q) and bool(np.all(np.diff(q) > 0))):
+            raise ValueError(f"ensemble_band: q must be increasing levels in [0, 1]; got {q}.")
     ax = new_or(ax)
     if color is None:  # the next colour of the cycle, by the public API
         (probe,) = ax.plot([], [])
