@@ -67,6 +67,7 @@ from .ensembles import (
 )
 from .fitting import (
     FitResult as FitResult,
+    IdentifiabilityWarning as IdentifiabilityWarning,
     TrajectoryModel as TrajectoryModel,
     fit as fit,
 )

@@ -7,7 +7,10 @@ $\\theta$ of `params0` (any pytree: a system, a dict, a tuple), skipping NaN ent
 `observed` (missing data). Bounded parameters are optimised in an unconstrained space and
 reported in physical units. The solver is optimistix's (Levenberg-Marquardt by default) or
 any optax optimiser; the loop is our own so that it can record the loss at every
-iteration and print progress. Errors in the inputs raise before anything is compiled.
+iteration and print progress. Errors in the inputs raise before anything is compiled
+(`_checks.py`, `_data.py`, `_selection.py`); a fit that fails is explained after the fact
+(`_diagnose.py`); unidentifiable parameters get infinite errors and a warning
+(`_identifiability.py`).
 
 `fit` reads as its phases: select the trainable leaves and their bounds
 (`_selection.py`), transform (the data and `sigma` in `_data.py`, the solver and its
@@ -24,26 +27,33 @@ import jax
 import jax.flatten_util as jfu
 import jax.numpy as jnp
 import numpy as np
-import optax
 import optimistix as optx
 from jaxtyping import PyTree
 
 from .._flat_jit import NOT_APPLICABLE, flat_jit
 from .._trees import floats_to_arrays
 from ..engine import trial_rollouts
-from ._data import UnitSigma, broadcast_sigma, check_prediction, sigma_given, sum_squares
+from ._checks import check_call, check_options, check_shooting, check_start
+from ._data import (
+    UnitSigma,
+    check_prediction,
+    check_traced_data,
+    prepare_data,
+    sigma_given,
+    sum_squares,
+)
+from ._diagnose import explain_start, explain_stop
+from ._identifiability import (
+    hessian_covariance,
+    jacobian_covariance,
+    mark,
+    quiet,
+    warn_unidentifiable,
+)
 from ._result import FitResult
 from ._selection import Selection, select
 from ._shooting import TrajectoryModel
-from ._solve import solve
-
-# ----------------------------------------------------------------------------- bounds
-
-
-# ---------------------------------------------------------------------- the solve loop
-
-
-# ---------------------------------------------------------------------------- fit
+from ._solve import choose_solver, forward_mode, solve
 
 
 def fit(
@@ -113,9 +123,39 @@ def fit(
       (`params`, `stderr`, `covariance`) are for the physical parameters only; the
       segment states are nuisance parameters whose uncertainty they include.
     - `progress`: print the loss at every iteration (ignored inside a user's `jit`).
-    - `throw`: raise if the solver did not converge; with `False`, check `converged`.
+    - `throw`: raise if the fit failed (below); with `False`, check `converged`.
 
-    **Returns:** a `ds.FitResult`; `print(res.summary())` shows the table.
+    **Returns:** a `ds.FitResult`; `print(res.summary())` shows the table. Parameters the
+    data cannot identify (the model ignores them, or only a combination such as `a + b`
+    enters: a rank-deficient Jacobian, see `FitResult.covariance`) get `stderr` `inf`,
+    and `fit` warns naming them (`ds.IdentifiabilityWarning`).
+
+    **Errors.** Bad arguments are refused before anything is compiled, with a message
+    naming the argument:
+
+    - `TypeError`: a wrong kind of object (`model`, `loss`, `prior` not callable; `solver`
+      not an optimistix solver instance or optax optimiser; `options` not a dict).
+    - `ValueError`: a wrong value: an inf in `observed` (NaN marks missing data), `sigma`
+      not positive and finite or not broadcastable to `observed`, a prediction whose
+      structure or shape differs from `observed`, `where` selecting nothing, `bounds`
+      with `lo >= hi` or `params0` outside them, `max_steps < 1`, an unknown `options`
+      key. Under a user's `jit`/`vmap` the values of traced `observed` and `sigma` are
+      checked at run time (equinox's runtime error).
+    - An exception raised by `model`, `loss` or `prior` themselves propagates as itself.
+
+    A fit that fails at run time (eagerly, with `throw=True`):
+
+    - the objective is non-finite at `params0`: the `ds.SimulationError` subclass of the
+      simulation inside the model (`ds.MaxStepsError`, ...) run at `params0`, with the
+      fit's context, or a `ValueError` naming the non-finite model output, `prior` or
+      `loss`;
+    - not converged in `max_steps` iterations: the simulation's `ds.SimulationError`
+      subclass when the model fails where the solver stopped or would try next, else a
+      `RuntimeError` saying how to get convergence.
+
+    `SimulationError` is a `RuntimeError`, so `except RuntimeError` catches every failed
+    fit. With `throw=False`, or under a user's `jit`/`vmap`, nothing is raised at run time:
+    `res.converged` is `False` (and `res.history[0]` non-finite for a failing start).
 
     Solvers try trial points that may be far from physical (a negative length). Give
     `bounds` for parameters that must stay physical; and if a trial may still make the
@@ -136,13 +176,17 @@ def fit(
     print(res.summary())
     ```
     """
-    _check_call(model, observed, loss, max_steps)
+    check_call(model, observed, loss, prior, max_steps, rtol, atol)
+    options = check_options(options)
     # Under a user's jit or vmap (e.g. one fit per dataset, vmapped): no host-side checks
     # on traced values, no progress printing, and the history keeps its full length.
     tracing = any(
         isinstance(x, jax.core.Tracer) for x in jax.tree.leaves((params0, observed, sigma))
     )
     if shooting is not None:
+        check_shooting(shooting_weight)
+        if observed is not None:
+            prepare_data(observed, sigma)  # refused here, named as the user wrote them
         return _fit_shooting(
             model,
             floats_to_arrays(params0),
@@ -165,16 +209,14 @@ def fit(
     # select: the trainable leaves and their bounds
     selection = select(params0, where, bounds)
     if not tracing:
-        _check_start(params0, selection)
+        check_start(params0, selection)
     if observed is not None:
-        observed, sigma = _prepare_data(observed, sigma, tracing)
+        observed, sigma = prepare_data(observed, sigma)
+        if tracing:
+            observed, sigma = check_traced_data(observed, sigma)
     # transform: the solver, and the Jacobian mode its trial rollouts will see
-    solver = _choose_solver(solver, observed is not None, rtol, atol)
-    options = {} if options is None else dict(options)
-    # Least-squares solvers take forward-mode Jacobians unless options ask otherwise.
-    forward = isinstance(solver, optx.AbstractLeastSquaresSolver) and (
-        options.get("jac", "fwd") == "fwd"
-    )
+    solver = choose_solver(solver, observed is not None, rtol, atol)
+    forward = forward_mode(solver, options)
     # solve: one compiled program
     args = (model, loss, prior, selection, solver, max_steps, options, progress and not tracing)
     args += (params0, observed, sigma)
@@ -188,85 +230,41 @@ def fit(
         if out is NOT_APPLICABLE:
             out = _fit_core(*args[:8], floats_to_arrays(params0), observed, sigma)
     # summarise
-    return _summarise(out, selection, max_steps, throw, tracing)
+    if tracing:
+        return _result(out, selection)
+    return _summarise(out, selection, throw, (model, params0, observed, loss, prior))
 
 
-def _check_call(model, observed, loss, max_steps) -> None:
-    if (observed is None) == (loss is None):
-        raise ValueError(
-            "Pass exactly one of observed= (least squares) and loss= (a scalar objective)."
+def _summarise(out, selection: Selection, throw: bool, problem):
+    """The eager `FitResult`: the history trimmed to the iterations taken; with `throw`,
+    a failed fit raised with its cause (`_diagnose.py`); unidentifiable parameters warned
+    about."""
+    # One transfer for the host-side figures. A NumPy slice of the history: slicing the
+    # device array would compile once per iteration count.
+    history, steps, converged, final_loss, covariance = jax.device_get(
+        (out[2], out[5], out[6], out[1], out[4])
+    )
+    history = history[: int(steps) + 1]
+    model, params0, observed, loss, prior = problem
+    if throw and not np.isfinite(history[0]):
+        explain_start(model, params0, observed, loss, prior)
+    if throw and not bool(converged):
+        explain_stop(model, out[0], out[8], bool(np.isfinite(final_loss)), int(steps))
+        raise RuntimeError(
+            f"fit did not converge in max_steps={len(out[2]) - 1} iterations (loss "
+            f"{float(final_loss):.6g}). Increase max_steps, loosen rtol/atol, start "
+            "closer, or pass throw=False and check res.converged."
         )
-    if not callable(model):
-        raise TypeError(f"model must be a callable model(params) -> prediction; got {model!r}.")
-    if not isinstance(max_steps, int) or max_steps < 1:
-        raise ValueError(f"max_steps must be a positive int; got {max_steps!r}.")
+    warn_unidentifiable(selection.names, covariance, stacklevel=4)
+    return _result(out, selection, history=history)
 
 
-def _check_start(params0, selection: Selection) -> None:
-    """The fitted values of `params0` are finite and strictly inside their bounds."""
-    leaves = jax.tree.leaves(params0)
-    trainable = jax.device_get([leaves[i] for i in selection.trainable])  # one transfer
-    for i, value in zip(selection.trainable, trainable, strict=True):
-        bound = selection.bounds[selection.node_of_leaf[i]]
-        if not np.isfinite(value).all():
-            raise ValueError(
-                "params0 has non-finite values in a fitted parameter; start from finite values."
-            )
-        if not bound.contains(value):
-            raise ValueError(
-                f"params0's fitted value {np.asarray(value)} is not strictly inside its "
-                f"bounds ({bound.lo}, {bound.hi}); start inside them."
-            )
-
-
-def _prepare_data(observed, sigma, tracing: bool):
-    """`observed` as arrays (host data stays NumPy until the compiled call takes it: an
-    eager jnp.asarray per leaf costs more than the transfer) and `sigma` broadcast to it."""
-    observed = jax.tree.map(lambda o: o if eqx.is_array(o) else np.asarray(o), observed)
-    if not tracing and all(np.isnan(np.asarray(o)).all() for o in jax.tree.leaves(observed)):
-        raise ValueError("observed is all NaN: there is no data to fit.")
-    return observed, broadcast_sigma(sigma, observed)
-
-
-def _choose_solver(solver, least_squares: bool, rtol: float, atol: float):
-    """The optimistix solver to run: the default, an optax optimiser wrapped, or the
-    user's own, checked against the kind of objective."""
-    if solver is None:
-        solver = _default_solver(least_squares, rtol, atol)
-    if isinstance(solver, optax.GradientTransformation):
-        solver = optx.OptaxMinimiser(solver, rtol=rtol, atol=atol)
-    if isinstance(solver, optx.AbstractLeastSquaresSolver) and not least_squares:
-        raise ValueError(
-            "A least-squares solver needs observed=; with loss= use a minimiser "
-            "(optx.BFGS(), optax.adam(...))."
-        )
-    if not isinstance(solver, (optx.AbstractLeastSquaresSolver, optx.AbstractMinimiser)):
-        raise TypeError(
-            "solver must be an optimistix least-squares solver or minimiser, or an optax "
-            f"GradientTransformation; got {solver!r}."
-        )
-    return solver
-
-
-def _summarise(out, selection: Selection, max_steps: int, throw: bool, tracing: bool):
-    """The `FitResult`; eagerly, the history trimmed to the iterations taken and a
-    non-converged fit raised when `throw`."""
-    params, final_loss, history, stderr, covariance, n_steps, converged, values = out
-    if not tracing:
-        # One transfer for the host-side figures. A NumPy slice of the history: slicing
-        # the device array would compile once per iteration count.
-        history, n_steps_host, converged_host = jax.device_get((history, n_steps, converged))
-        history = history[: int(n_steps_host) + 1]
-        if throw and not bool(converged_host):
-            raise RuntimeError(
-                f"fit did not converge in max_steps={max_steps} iterations (loss "
-                f"{float(final_loss):.6g}). Increase max_steps, loosen rtol/atol, start "
-                "closer, or pass throw=False and check res.converged."
-            )
+def _result(out, selection: Selection, history=None) -> FitResult:
+    params, final_loss, full_history, stderr, covariance, n_steps, converged, values, _ = out
     return FitResult(
         params=params,
         loss=final_loss,
-        history=history,
+        history=full_history if history is None else history,
         stderr=stderr,
         covariance=covariance,
         n_steps=n_steps,
@@ -331,9 +329,10 @@ def _fit_program(
     ]
     fn, scale = _solver_objective(solver, residuals, objective, to_physical, u0)
     z0 = [u / s for u, s in zip(u0, scale, strict=True)]
-    z, n_steps, converged, history = solve(fn, solver, z0, max_steps, options, progress)
+    z, n_steps, converged, history, z_next = solve(fn, solver, z0, max_steps, options, progress)
     theta = to_physical(_times(z, scale))
     params = rebuild(theta)
+    params_next = rebuild(to_physical(_times(z_next, scale)))
 
     final_loss, covariance, flat_theta, unravel = _uncertainty(
         theta,
@@ -341,14 +340,15 @@ def _fit_program(
         objective,
         masks if least_squares else None,
         sigma,
-        options,
+        forward_mode(solver, options),
     )
     errors = unravel(jnp.sqrt(jnp.clip(jnp.diag(covariance), 0.0)))
     stderr_leaves = [jnp.zeros_like(x) if eqx.is_inexact_array(x) else x for x in leaves]
     for i, e, dtype in zip(trainable, errors, dtypes, strict=True):
         stderr_leaves[i] = e.astype(dtype)
     stderr = jax.tree.unflatten(treedef, stderr_leaves)
-    return params, final_loss, history, stderr, covariance, n_steps, converged, flat_theta
+    out = (params, final_loss, history, stderr, covariance, n_steps, converged, flat_theta)
+    return (*out, params_next)
 
 
 def _solver_objective(solver, residuals, objective, to_physical, u0):
@@ -377,31 +377,44 @@ def _times(z, scale):
     return [zi * si for zi, si in zip(z, scale, strict=True)]
 
 
-def _uncertainty(theta, residuals, objective, masks, sigma, options):
+def _uncertainty(theta, residuals, objective, masks, sigma, forward: bool):
     """The final loss and the covariance of the fitted values, in physical units:
-    Gauss-Newton $s^2 (J^\\top J)^{-1}$ for least squares (`residuals` given), the inverse
-    Hessian of the objective otherwise. Also the flat values and how to unflatten them."""
+    Gauss-Newton $s^2 (J^\\top J)^{+}$ for least squares (`residuals` given), the inverse
+    Hessian of the objective otherwise; infinite variances for the parameters the data do
+    not identify (`_identifiability.py`). Also the flat values and how to unflatten them."""
     flat_theta, unravel = jfu.ravel_pytree(theta)
     if residuals is None:
         final_loss = objective(theta)
         hessian = jax.hessian(lambda x: objective(unravel(x)))(flat_theta)
-        return final_loss, jnp.linalg.pinv(hessian), flat_theta, unravel
+        covariance = _where_finite(final_loss, hessian_covariance(hessian))
+        return final_loss, covariance, flat_theta, unravel
 
     def flat_residuals(x):
         return jfu.ravel_pytree(residuals(unravel(x)))[0]
 
-    differentiate = jax.jacfwd if options.get("jac", "fwd") == "fwd" else jax.jacrev
+    # The mode the rollouts were traced for (`trial_rollouts`): a minimiser's rollouts
+    # may have reverse-mode-only adjoints.
+    differentiate = jax.jacfwd if forward else jax.jacrev
     jac = differentiate(flat_residuals)(flat_theta)
     r = flat_residuals(flat_theta)
     final_loss = 0.5 * jnp.sum(r**2)
+    covariance, rank, unidentifiable = jacobian_covariance(jac)
     if sigma_given(sigma):
         scale = 1.0
     else:
-        # Degrees of freedom: observed (non-NaN) values plus prior residuals, less p.
+        # Degrees of freedom: observed (non-NaN) values plus prior residuals, less the
+        # number of identifiable directions (the rank of J).
         n_prior = r.size - sum(m.size for m in jax.tree.leaves(masks))
         n_data = sum(jnp.sum(m) for m in jax.tree.leaves(masks))
-        scale = 2 * final_loss / jnp.maximum(n_data + n_prior - flat_theta.size, 1)
-    return final_loss, scale * jnp.linalg.pinv(jac.T @ jac), flat_theta, unravel
+        scale = 2 * final_loss / jnp.maximum(n_data + n_prior - rank, 1)
+    covariance = _where_finite(final_loss, mark(scale * covariance, unidentifiable))
+    return final_loss, covariance, flat_theta, unravel
+
+
+def _where_finite(final_loss, covariance):
+    """No covariance (NaN) where the fit ended at a non-finite loss: the model failed
+    there, and its derivatives say nothing about the data."""
+    return jnp.where(jnp.isfinite(final_loss), covariance, jnp.nan)
 
 
 # Under a user's transformation: eqx.filter_jit. Eager calls: the same program through
@@ -409,14 +422,6 @@ def _uncertainty(theta, residuals, objective, masks, sigma, options):
 _fit_core = eqx.filter_jit(_fit_program)
 # Python floats in params0 are traced, not baked in.
 _fit_core_eager = flat_jit(_fit_program, float_dynamic=(False,) * 8 + (True, False, False))
-
-
-@functools.lru_cache(maxsize=32)
-def _default_solver(least_squares: bool, rtol: float, atol: float):
-    """Built once per tolerance pair: optimistix solvers are immutable modules."""
-    if least_squares:
-        return optx.LevenbergMarquardt(rtol=rtol, atol=atol)
-    return optx.BFGS(rtol=rtol, atol=atol)
 
 
 def _fit_shooting(
@@ -463,17 +468,21 @@ def _fit_shooting(
     if sigma is not None:
         sigma = (sigma, jax.tree.map(lambda g: jnp.ones((), g.dtype), gaps0))
     ext_prior = None if prior is None else (lambda e: prior(e[0]))
-    res = fit(
-        ext_model,
-        extended0,
-        ext_observed,
-        where=ext_where,
-        sigma=sigma,
-        prior=ext_prior,
-        bounds=bounds,
-        **kwargs,
-    )
+    with quiet():  # warned below, with the physical parameters' names
+        res = fit(
+            ext_model,
+            extended0,
+            ext_observed,
+            where=ext_where,
+            sigma=sigma,
+            prior=ext_prior,
+            bounds=bounds,
+            **kwargs,
+        )
     p = sum(int(np.size(x)) for x in jax.tree.leaves(physical_nodes))
+    names = tuple(n.removeprefix("[0].").removeprefix("[0]") or "params" for n in res.names[:p])
+    if not isinstance(res.covariance, jax.core.Tracer):
+        warn_unidentifiable(names, res.covariance[:p, :p], stacklevel=4)
     return FitResult(
         params=res.params[0],
         loss=res.loss,
@@ -482,6 +491,6 @@ def _fit_shooting(
         covariance=res.covariance[:p, :p],
         n_steps=res.n_steps,
         converged=res.converged,
-        names=tuple(n.removeprefix("[0].").removeprefix("[0]") or "params" for n in res.names[:p]),
+        names=names,
         values=res.values[:p],
     )

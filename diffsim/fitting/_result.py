@@ -17,13 +17,18 @@ class FitResult(eqx.Module):
     - `history`: the objective after each iteration (`history[0]` at `params0`), NaN
       past the last iteration when built under `jit`.
     - `stderr`: like `params`, with one standard error per trainable value (zero for
-      fixed leaves), from `covariance`.
+      fixed leaves), from `covariance`; `inf` for a value the data do not identify.
     - `covariance`: covariance of the trainable values, flattened in the order of
       `jax.tree.leaves(where(params))`: $s^2 (J^\\top J)^{-1}$ at the optimum with the
       Jacobian $J$ of the weighted residuals in physical units, where $s^2$ is the
       residual variance $\\sum r_i^2/(n - p)$ when `sigma` is not given and 1 when it is
       (Gauss-Newton). With `loss=`, the inverse Hessian of the loss (Laplace), which is a
-      covariance when the loss is a negative log-likelihood.
+      covariance when the loss is a negative log-likelihood. A parameter the data do not
+      identify (the model ignores it, or only a combination such as `a + b` enters: $J$
+      is rank deficient, judged by an SVD with the tolerance $\\max(m, n)\\,\varepsilon$
+      relative to the largest singular value) has variance `inf` and NaN covariances;
+      `ds.fit` warns (`ds.IdentifiabilityWarning`). NaN throughout when the fit ended
+      at a non-finite loss.
     - `n_steps`: iterations taken. `converged`: whether the solver met its tolerance.
     - `names`: the trainable leaves' paths, for `summary()`.
     """

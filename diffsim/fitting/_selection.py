@@ -77,9 +77,16 @@ def parse_bounds(bounds, n_nodes, is_tuple, where):
             continue
         if not (isinstance(b, (tuple, list)) and len(b) == 2):
             raise ValueError(f"bounds[{i}] must be (lo, hi) with None for an open side; got {b!r}.")
-        lo, hi = (None if v is None else float(v) for v in b)
+        try:
+            lo, hi = (None if v is None else float(v) for v in b)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"bounds[{i}] = {b!r} must hold numbers (or None for an open side)."
+            ) from None
+        if any(v is not None and not np.isfinite(v) for v in (lo, hi)):
+            raise ValueError(f"bounds[{i}] = {b!r} must be finite; use None for an open side.")
         if lo is not None and hi is not None and not lo < hi:
-            raise ValueError(f"bounds[{i}] = {b!r} needs lo < hi.")
+            raise ValueError(f"bounds[{i}] = {b!r} needs lo < hi; swap them.")
         out.append(Bound(lo, hi))
     return tuple(out)
 
@@ -119,7 +126,10 @@ def select(params, where, bounds) -> Selection:
         try:
             nodes = where(params)
         except Exception as e:
-            raise ValueError(f"where(params0) failed: {type(e).__name__}: {e}") from e
+            raise ValueError(
+                f"where(params0) failed: {type(e).__name__}: {str(e)[:200]}. where must return "
+                "parts of params0, e.g. where=lambda p: (p.length, p.damping)."
+            ) from e
         is_tuple = isinstance(nodes, (tuple, list))
         node_list = list(nodes) if is_tuple else [nodes]
         tags = [jax.tree.map(lambda _, i=i: _Marker(i), node) for i, node in enumerate(node_list)]
@@ -141,6 +151,14 @@ def select(params, where, bounds) -> Selection:
         name = jax.tree_util.keystr(path).lstrip(".") or "params"
         size = int(np.size(leaf))
         names.extend([name] if size == 1 else [f"{name}[{i}]" for i in range(size)])
+    if not names and where is not None:
+        raise ValueError(
+            "where selected no floating-point leaves of params0: nothing to fit. Return the "
+            "parameters to fit, e.g. where=lambda p: (p.length, p.damping)."
+        )
     if not names:
-        raise ValueError("Nothing to fit: params0 has no floating-point leaves (pass where=).")
+        raise ValueError(
+            "Nothing to fit: params0 has no floating-point leaves; give params0 with float "
+            "values (1.0, not 1) or say which to fit with where=."
+        )
     return Selection(tuple(node_of_leaf), node_bounds, tuple(names))

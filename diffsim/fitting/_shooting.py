@@ -28,6 +28,7 @@ from ..engine import (
     RK4,
     AbstractAdaptiveIntegrator,
     AbstractAdjoint,
+    AbstractFixedStepIntegrator,
     Checkpointed,
     SaveAt,
     simulate,
@@ -36,6 +37,61 @@ from ..engine import (
 
 def _identity(t, y):
     return y
+
+
+def _real(x) -> float:
+    """`x` as a float, or NaN when it is not one real number (so that checks refuse it)."""
+    try:
+        return float(x) if np.ndim(x) == 0 and not isinstance(x, (bool, str)) else math.nan
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _check_arguments(build, ts, dt, observe, t0, integrator, adjoint) -> np.ndarray:
+    """`TrajectoryModel`'s arguments, refused with the argument named; `ts` as floats."""
+    for name, fn in (("build", build), ("observe", observe)):
+        if not callable(fn):
+            raise TypeError(f"TrajectoryModel({name}=...) must be a callable; got {fn!r:.80}.")
+    if not isinstance(integrator, (AbstractFixedStepIntegrator, AbstractAdaptiveIntegrator)):
+        raise TypeError(
+            "TrajectoryModel(integrator=...) must be a diffsim integrator such as ds.RK4() "
+            f"or ds.Tsit5(); got {integrator!r:.80}."
+        )
+    if not isinstance(adjoint, AbstractAdjoint):
+        raise TypeError(
+            f"TrajectoryModel(adjoint=...) must be a diffsim adjoint such as ds.Checkpointed(); "
+            f"got {adjoint!r:.80}."
+        )
+    if not math.isfinite(_real(t0)):
+        raise ValueError(f"TrajectoryModel(t0=...) must be a finite number; got {t0!r:.80}.")
+    ts_np = np.asarray(ts, dtype=float)
+    if ts_np.ndim != 1 or ts_np.size == 0:
+        raise ValueError(
+            f"TrajectoryModel(ts=...) must be a non-empty 1-d array of times; got shape {ts_np.shape}."
+        )
+    if not np.isfinite(ts_np).all():
+        index = int(np.argmin(np.isfinite(ts_np)))
+        raise ValueError(
+            f"TrajectoryModel(ts=...) must hold finite times; ts[{index}] is {ts_np[index]}."
+        )
+    if np.any(np.diff(ts_np) < 0) or ts_np[0] < t0:
+        raise ValueError(
+            f"TrajectoryModel(ts=...) must be increasing and >= t0 = {t0}; sort the times."
+        )
+    adaptive = isinstance(integrator, AbstractAdaptiveIntegrator)
+    if adaptive and np.any(np.diff(ts_np) <= 0):
+        raise ValueError(
+            "TrajectoryModel(ts=...) must be strictly increasing with the adaptive "
+            f"integrator {type(integrator).__name__}; remove repeated times."
+        )
+    if dt is None and not adaptive:
+        raise ValueError(
+            "TrajectoryModel(dt=...) is required with the fixed-step integrator "
+            f"{type(integrator).__name__}; pass the step size."
+        )
+    if dt is not None and not (_real(dt) > 0 and math.isfinite(_real(dt))):
+        raise ValueError(f"TrajectoryModel(dt=...) must be a positive finite number; got {dt!r}.")
+    return ts_np
 
 
 class TrajectoryModel(eqx.Module):
@@ -86,24 +142,7 @@ class TrajectoryModel(eqx.Module):
         integrator=RK4(),
         adjoint=Checkpointed(),
     ):
-        ts_np = np.asarray(ts, dtype=float)
-        if ts_np.ndim != 1 or ts_np.size == 0 or np.any(np.diff(ts_np) < 0) or ts_np[0] < t0:
-            raise ValueError(
-                "TrajectoryModel(ts=...) must be a non-empty increasing 1-d array of times >= t0."
-            )
-        adaptive = isinstance(integrator, AbstractAdaptiveIntegrator)
-        if adaptive and np.any(np.diff(ts_np) <= 0):
-            raise ValueError(
-                "TrajectoryModel(ts=...) must be strictly increasing with the adaptive "
-                f"integrator {type(integrator).__name__}; remove repeated times."
-            )
-        if dt is None and not adaptive:
-            raise ValueError(
-                "TrajectoryModel(dt=...) is required with the fixed-step integrator "
-                f"{type(integrator).__name__}; pass the step size."
-            )
-        if dt is not None and not (dt > 0 and math.isfinite(dt)):
-            raise ValueError(f"TrajectoryModel(dt=...) must be a positive finite number; got {dt}.")
+        ts_np = _check_arguments(build, ts, dt, observe, t0, integrator, adjoint)
         self.build = build
         self.ts = jnp.asarray(ts)
         self.dt = None if dt is None else float(dt)

@@ -1,16 +1,23 @@
-"""The solver loop of `ds.fit`: optimistix's init / step / terminate in a `while_loop`.
+"""The solver of `ds.fit`, and its loop: optimistix's init / step / terminate in a
+`while_loop`.
 
 Contract: `solve(fn, solver, y0, max_steps, options, progress)` runs any optimistix
 least-squares solver or minimiser on `fn(y, args) -> (value, loss)` from `y0` and returns
-`(y, steps, converged, history)`, `history` holding the loss at every accepted point
-(NaN past the last). Our own loop, rather than `optx.least_squares`, so that the
-history is recorded and progress printed.
+`(y, steps, converged, history, y_next)`, `history` holding the loss at every accepted
+point (NaN past the last) and `y_next` the point the solver would try next. From a start
+where the loss is non-finite it takes no step and does not converge. Our own loop,
+rather than `optx.least_squares`, so that the history is recorded and progress printed. `choose_solver` turns `fit`'s `solver=` into
+an optimistix solver (or refuses it); `forward_mode` says whether the fit differentiates
+the model in forward mode only.
 """
+
+import functools
 
 import equinox as eqx
 import jax
 import jax.lax as lax
 import jax.numpy as jnp
+import optax
 import optimistix as optx
 
 
@@ -40,9 +47,13 @@ def solve(fn, solver, y0, max_steps, options, progress):
     # it goes on, and only improves (LM accepts only decreases).
     restarts_left0 = jnp.asarray(1 if _restartable(solver) else 0)
 
+    # A start where the objective is non-finite (the simulation inside the model failed
+    # there) has nothing to improve on: no iterations, and `fit` names the cause.
+    start_ok = jnp.isfinite(loss0)
+
     def cond(carry):
         _, step, _, _, done, result, _ = carry
-        return ~done & (result == optx.RESULTS.successful) & (step < max_steps)
+        return ~done & (result == optx.RESULTS.successful) & (step < max_steps) & start_ok
 
     def body(carry):
         y, step, dynamic, history, _, _, restarts_left = carry
@@ -66,9 +77,11 @@ def solve(fn, solver, y0, max_steps, options, progress):
     carry = (y0, jnp.asarray(0), dynamic0, history0, done0, result0, restarts_left0)
     y, steps, dynamic, history, done, result, _ = lax.while_loop(cond, body, carry)
     state = eqx.combine(static, dynamic)
+    # The point the solver would evaluate next: where a stalled fit's trials may fail.
+    y_next = getattr(state, "y_eval", y)
     y, _, _ = solver.postprocess(fn, y, None, None, options, state, frozenset(), result)
-    converged = done & (result == optx.RESULTS.successful)
-    return y, steps, converged, history
+    converged = done & (result == optx.RESULTS.successful) & start_ok
+    return y, steps, converged, history, y_next
 
 
 def _restartable(solver) -> bool:
@@ -88,3 +101,41 @@ def _accepted_loss(state, aux):
 
 def _print_progress(step, loss):
     print(f"  fit iteration {int(step):4d}   loss {float(loss):.8g}", flush=True)
+
+
+def choose_solver(solver, least_squares: bool, rtol: float, atol: float):
+    """The optimistix solver to run: the default, an optax optimiser wrapped, or the
+    user's own, checked against the kind of objective."""
+    if solver is None:
+        solver = _default_solver(least_squares, rtol, atol)
+    if isinstance(solver, optax.GradientTransformation):
+        solver = optx.OptaxMinimiser(solver, rtol=rtol, atol=atol)
+    if isinstance(solver, optx.AbstractLeastSquaresSolver) and not least_squares:
+        raise ValueError(
+            "A least-squares solver needs observed=; with loss= use a minimiser "
+            "(optx.BFGS(), optax.adam(...))."
+        )
+    if not isinstance(solver, (optx.AbstractLeastSquaresSolver, optx.AbstractMinimiser)):
+        got = f"the class {solver.__name__}" if isinstance(solver, type) else repr(solver)
+        raise TypeError(
+            "solver must be an optimistix least-squares solver or minimiser instance "
+            "(optx.LevenbergMarquardt(rtol=1e-8, atol=1e-8)), or an optax "
+            f"GradientTransformation; got {got[:80]}."
+        )
+    return solver
+
+
+@functools.lru_cache(maxsize=32)
+def _default_solver(least_squares: bool, rtol: float, atol: float):
+    """Built once per tolerance pair: optimistix solvers are immutable modules."""
+    if least_squares:
+        return optx.LevenbergMarquardt(rtol=rtol, atol=atol)
+    return optx.BFGS(rtol=rtol, atol=atol)
+
+
+def forward_mode(solver, options) -> bool:
+    """Whether the fit differentiates the model in forward mode only: least-squares
+    solvers take forward-mode Jacobians unless options ask otherwise; minimisers take
+    gradients (reverse mode)."""
+    least_squares = isinstance(solver, optx.AbstractLeastSquaresSolver)
+    return least_squares and options.get("jac", "fwd") == "fwd"
