@@ -14,6 +14,13 @@ There are two kinds:
 
 `ODESystem` and `MechanicalSystem` wrap plain functions, for users who prefer them to
 classes.
+
+Concrete parameter values are checked when a system is built (its `__check_init__`):
+every float must be finite, quantities that cannot be negative (masses, lengths,
+dissipation rates, temperatures) are refused below zero, and zero where it makes the
+model singular; each field's docstring entry states its range. Traced values (a system
+built inside `jax.jit`, `jax.vmap`, `jax.grad`, `ds.ensemble` or `ds.fit`) are not
+checked, so building systems inside transformations costs nothing.
 """
 
 import abc
@@ -24,6 +31,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PyTree, Scalar
+
+from ._checks import check_callable, shape_of
 
 
 class PhaseState(eqx.Module):
@@ -41,6 +50,22 @@ class PhaseState(eqx.Module):
 
     q: PyTree[Array]
     v: PyTree[Array]
+
+    def __check_init__(self):
+        # Prefixes such as `in_axes=PhaseState(q=0, v=None)` have other structures: only
+        # a state whose q and v have one structure is checked (its shapes are static).
+        q_leaves, q_tree = jax.tree.flatten(self.q)
+        v_leaves, v_tree = jax.tree.flatten(self.v)
+        if q_tree != v_tree:
+            return
+        for q, v in zip(q_leaves, v_leaves, strict=True):
+            q_shape, v_shape = shape_of(q), shape_of(v)
+            if None not in (q_shape, v_shape) and q_shape != v_shape:
+                raise ValueError(
+                    f"PhaseState: `q` and `v` must have the same shapes (a velocity per "
+                    f"position); got {q_shape} and {v_shape}. Broadcast them first, e.g. "
+                    "jnp.broadcast_arrays(q, v)."
+                )
 
 
 class AbstractSystem(eqx.Module):
@@ -68,6 +93,14 @@ class AbstractSystem(eqx.Module):
     def energy(self, y: PyTree[Array]) -> Scalar:
         """The system's energy (a conserved quantity) at state `y`, where it has one."""
         raise NotImplementedError(f"{type(self).__name__} does not define an energy.")
+
+    def spectral_bounds(self, y: PyTree[Array]) -> tuple[float, float] | None:
+        """Upper bounds `(decay_rate, oscillation_rate)` on $|\\mathrm{Re}\\,\\lambda|$ and
+        $|\\mathrm{Im}\\,\\lambda|$ over the eigenvalues $\\lambda$ of the Jacobian of
+        `vector_field` at states shaped like `y`, for stability checks of explicit
+        integrators. Systems override it where a bound is cheap and certain (`Heat1D`,
+        `Heat2D`, `Wave1D`); None here, and whenever a parameter is traced."""
+        return None
 
 
 class AbstractMechanicalSystem(AbstractSystem):
@@ -110,6 +143,9 @@ class ODESystem(AbstractSystem):
     fn: Callable[[Scalar, PyTree[Array], Any], PyTree[Array]] = eqx.field(static=True)
     params: Any
 
+    def __check_init__(self):
+        check_callable("ODESystem", "fn", self.fn, "a callable fn(t, y, params) -> dy/dt")
+
     def vector_field(self, t, y):
         return self.fn(t, y, self.params)
 
@@ -132,6 +168,11 @@ class MechanicalSystem(AbstractMechanicalSystem):
         static=True
     )
     params: Any
+
+    def __check_init__(self):
+        check_callable(
+            "MechanicalSystem", "fn", self.fn, "a callable fn(t, q, v, params) -> acceleration"
+        )
 
     def acceleration(self, t, q, v):
         return self.fn(t, q, v, self.params)

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from ._base import AbstractMechanicalSystem, PhaseState
+from ._checks import GRAVITY_HINT, check_interval, check_nonnegative, check_positive
 from ._util import as_float, safe_norm
 
 
@@ -35,10 +36,10 @@ class BouncingBall(AbstractMechanicalSystem):
 
     **Fields:**
 
-    - `gravity`: $g$ (m/s^2), default 9.81.
+    - `gravity`: $g$ (m/s^2), >= 0, default 9.81.
     - `restitution`: $e \\in [0, 1]$, default 0.8.
-    - `drag`: $k$ (1/m), default 0.
-    - `mass`: $m$ (kg), default 1; enters only the energy.
+    - `drag`: $k$ (1/m), >= 0, default 0.
+    - `mass`: $m$ (kg), > 0, default 1; enters only the energy.
 
     **Example:**
 
@@ -53,6 +54,12 @@ class BouncingBall(AbstractMechanicalSystem):
     restitution: Float[ArrayLike, ""] = 0.8
     drag: Float[ArrayLike, ""] = 0.0
     mass: Float[ArrayLike, ""] = 1.0
+
+    def __check_init__(self):
+        check_nonnegative("BouncingBall", "gravity", self.gravity, "m/s^2", GRAVITY_HINT)
+        check_interval("BouncingBall", "restitution", self.restitution, 0.0, 1.0)
+        check_nonnegative("BouncingBall", "drag", self.drag, "1/m")
+        check_positive("BouncingBall", "mass", self.mass, "kg")
 
     def acceleration(self, t, q: Float[Array, " d"], v) -> Float[Array, " d"]:
         return -self.gravity * _down(q) - self.drag * safe_norm(v, keepdims=True) * v
@@ -113,11 +120,11 @@ class SoftBouncingBall(AbstractMechanicalSystem):
 
     **Fields:**
 
-    - `gravity`: $g$ (m/s^2), default 9.81.
-    - `stiffness`: $k$ (1/s^2, per unit mass), default 1e4.
-    - `damping`: $c$ (1/s, per unit mass), default 20.
-    - `smoothing`: $w$ (m), default 1e-4.
-    - `mass`: $m$ (kg), default 1; enters only the energy.
+    - `gravity`: $g$ (m/s^2), >= 0, default 9.81.
+    - `stiffness`: $k$ (1/s^2, per unit mass), > 0, default 1e4.
+    - `damping`: $c$ (1/s, per unit mass), >= 0, default 20.
+    - `smoothing`: $w$ (m), > 0, default 1e-4.
+    - `mass`: $m$ (kg), > 0, default 1; enters only the energy.
 
     **Example:**
 
@@ -133,6 +140,14 @@ class SoftBouncingBall(AbstractMechanicalSystem):
     damping: Float[ArrayLike, ""] = 20.0
     smoothing: Float[ArrayLike, ""] = 1e-4
     mass: Float[ArrayLike, ""] = 1.0
+
+    def __check_init__(self):
+        owner = "SoftBouncingBall"
+        check_nonnegative(owner, "gravity", self.gravity, "m/s^2", GRAVITY_HINT)
+        check_positive(owner, "stiffness", self.stiffness, "1/s^2")
+        check_nonnegative(owner, "damping", self.damping, "1/s")
+        check_positive(owner, "smoothing", self.smoothing, "m")
+        check_positive(owner, "mass", self.mass, "kg")
 
     def acceleration(self, t, q: Float[Array, "... d"], v) -> Float[Array, "... d"]:
         w = self.smoothing
@@ -162,6 +177,9 @@ class SoftBouncingBall(AbstractMechanicalSystem):
     def from_restitution(cls, restitution, *, stiffness=1e4, **fields) -> "SoftBouncingBall":
         """The damping that gives the linear contact the restitution $e$:
         $\\zeta = -\\ln e / \\sqrt{\\pi^2 + \\ln^2 e}$, $c = 2\\zeta\\sqrt k$."""
+        owner = "SoftBouncingBall.from_restitution"
+        check_positive(owner, "restitution", restitution)
+        check_interval(owner, "restitution", restitution, 0.0, 1.0)
         log_e = jnp.log(as_float(restitution))
         zeta = -log_e / jnp.sqrt(math.pi**2 + log_e**2)
         return cls(stiffness=stiffness, damping=2 * zeta * jnp.sqrt(as_float(stiffness)), **fields)

@@ -7,6 +7,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from . import _grid
 from ._base import AbstractSystem
+from ._checks import check_finite, check_nonnegative
 
 
 class Burgers1D(AbstractSystem, _grid.AbstractGrid1D):
@@ -37,8 +38,8 @@ class Burgers1D(AbstractSystem, _grid.AbstractGrid1D):
 
     **Fields:**
 
-    - `viscosity`: $\\nu$ (m^2/s), default 0.01.
-    - `length`: $L$ (m), default 1.
+    - `viscosity`: $\\nu$ (m^2/s), >= 0 (0: inviscid), default 0.01.
+    - `length`: $L$ (m), > 0, default 1.
     - `left`, `right`: Dirichlet boundary values, default 0 (ignored if periodic).
     - `periodic`: periodic boundaries (static), default `False`.
 
@@ -56,6 +57,11 @@ class Burgers1D(AbstractSystem, _grid.AbstractGrid1D):
     left: Float[ArrayLike, ""] = 0.0
     right: Float[ArrayLike, ""] = 0.0
     periodic: bool = eqx.field(static=True, default=False)
+
+    def __check_init__(self):
+        check_nonnegative("Burgers1D", "viscosity", self.viscosity, "m^2/s")
+        check_finite("Burgers1D", "left", self.left, "m/s")
+        check_finite("Burgers1D", "right", self.right, "m/s")
 
     def vector_field(self, t, u: Float[Array, "... n"]) -> Float[Array, "... n"]:
         n = u.shape[-1]

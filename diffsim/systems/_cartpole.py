@@ -6,6 +6,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from ._base import AbstractMechanicalSystem, PhaseState
+from ._checks import GRAVITY_HINT, check_callable, check_nonnegative, check_positive
 from ._util import as_float
 
 
@@ -38,10 +39,10 @@ class CartPole(AbstractMechanicalSystem):
 
     **Fields:**
 
-    - `cart_mass`: $M$ (kg), default 1.
-    - `pole_mass`: $m$ (kg), default 0.1.
-    - `pole_length`: $l$ (m), default 0.5.
-    - `gravity`: $g$ (m/s^2), default 9.81.
+    - `cart_mass`: $M$ (kg), > 0, default 1.
+    - `pole_mass`: $m$ (kg), > 0, default 0.1.
+    - `pole_length`: $l$ (m), > 0, default 0.5.
+    - `gravity`: $g$ (m/s^2), >= 0, default 9.81.
     - `force`: the control, a callable `force(t, q, v) -> F` (N, shaped like `q[..., 0]`),
       or `None` for no force. An `eqx.Module` (a linear feedback, a neural network) is
       part of the system's pytree, so its parameters are differentiated, batched and
@@ -69,6 +70,16 @@ class CartPole(AbstractMechanicalSystem):
     pole_length: Float[ArrayLike, "..."] = 0.5
     gravity: Float[ArrayLike, "..."] = 9.81
     force: Callable[..., Float[Array, "..."]] | None = None
+
+    def __check_init__(self):
+        check_positive("CartPole", "cart_mass", self.cart_mass, "kg")
+        check_positive("CartPole", "pole_mass", self.pole_mass, "kg")
+        check_positive("CartPole", "pole_length", self.pole_length, "m")
+        check_nonnegative("CartPole", "gravity", self.gravity, "m/s^2", GRAVITY_HINT)
+        if self.force is not None:
+            check_callable(
+                "CartPole", "force", self.force, "None or a callable force(t, q, v) -> F (N)"
+            )
 
     def applied_force(self, t, q, v) -> Float[Array, "..."]:
         """The control force $F$ (N) at this time and state."""

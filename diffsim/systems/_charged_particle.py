@@ -6,6 +6,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from ._base import AbstractMechanicalSystem, PhaseState
+from ._checks import check_finite, check_positive, check_shape
 from ._util import as_float, cross3, safe_norm
 
 Field = Float[ArrayLike, "... 3"] | Callable[..., Float[Array, "... 3"]]
@@ -39,8 +40,8 @@ class ChargedParticle(AbstractMechanicalSystem):
 
     **Fields:**
 
-    - `charge`: $e$ (C), default 1.
-    - `mass`: $m$ (kg), default 1.
+    - `charge`: $e$ (C), any sign, default 1.
+    - `mass`: $m$ (kg), > 0, default 1.
     - `electric_field`: $\\mathbf E$ (V/m): a uniform `(3,)` vector, or a callable
       `E(t, x) -> (..., 3)` (an `eqx.Module` for differentiable field parameters).
       Default zero.
@@ -59,6 +60,17 @@ class ChargedParticle(AbstractMechanicalSystem):
     mass: Float[ArrayLike, "..."] = 1.0
     electric_field: Field = (0.0, 0.0, 0.0)
     magnetic_field: Field = (0.0, 0.0, 1.0)
+
+    def __check_init__(self):
+        check_finite("ChargedParticle", "charge", self.charge, "C")
+        check_positive("ChargedParticle", "mass", self.mass, "kg")
+        for name, unit in (("electric_field", "V/m"), ("magnetic_field", "T")):
+            field = getattr(self, name)
+            if callable(field):
+                continue
+            expected = f"a (3,) vector, (..., 3) vectors or a callable {name[0].upper()}(t, x)"
+            check_shape("ChargedParticle", name, field, lambda s: s[-1:] == (3,), expected)
+            check_finite("ChargedParticle", name, field, unit)
 
     def _ratio(self):
         return (jnp.asarray(self.charge) / jnp.asarray(self.mass))[..., None]

@@ -8,12 +8,18 @@ the whole rollout trains the policy by gradient descent (analytic policy gradien
 The output shape is checked at trace time.
 """
 
+import math
 from collections.abc import Callable
+from numbers import Real
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PyTree, Scalar
+
+
+def _is_size(n) -> bool:
+    return isinstance(n, int) and not isinstance(n, bool) and n >= 0
 
 
 class Policy(eqx.Module):
@@ -68,8 +74,22 @@ class Policy(eqx.Module):
                 f"Policy: `network` must be callable (e.g. an eqx.nn.MLP); got "
                 f"{type(self.network).__name__}."
             )
-        if self.bound is not None and not self.bound > 0:
-            raise ValueError(f"Policy: `bound` must be positive or None; got {self.bound!r}.")
+        if self.features is not None and not callable(self.features):
+            raise TypeError(
+                "Policy: `features` must be None or a callable features(t, q, v) -> x; got "
+                f"{type(self.features).__name__}."
+            )
+        if self.bound is not None and not (
+            isinstance(self.bound, Real) and 0 < self.bound < math.inf
+        ):
+            raise ValueError(
+                f"Policy: `bound` must be positive and finite, or None; got {self.bound!r}."
+            )
+        if not (isinstance(self.shape, tuple) and all(_is_size(n) for n in self.shape)):
+            raise TypeError(
+                f"Policy: `shape` must be a tuple of non-negative ints, e.g. () or (2,); got "
+                f"{self.shape!r}."
+            )
 
     def __call__(self, t: Scalar, q: PyTree[Array], v: PyTree[Array]) -> Array:
         if self.features is not None:

@@ -4,6 +4,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from ._base import AbstractMechanicalSystem, PhaseState
+from ._checks import GRAVITY_HINT, check_nonnegative, check_positive
 from ._util import as_float
 
 
@@ -39,9 +40,9 @@ class DoublePendulum(AbstractMechanicalSystem):
 
     **Fields:**
 
-    - `mass1`, `mass2`: $m_1, m_2$ (kg), default 1.
-    - `length1`, `length2`: $l_1, l_2$ (m), default 1.
-    - `gravity`: $g$ (m/s^2), default 9.81.
+    - `mass1`, `mass2`: $m_1, m_2$ (kg), > 0, default 1.
+    - `length1`, `length2`: $l_1, l_2$ (m), > 0, default 1.
+    - `gravity`: $g$ (m/s^2), >= 0, default 9.81.
 
     **Example:**
 
@@ -57,6 +58,13 @@ class DoublePendulum(AbstractMechanicalSystem):
     length1: Float[ArrayLike, "..."] = 1.0
     length2: Float[ArrayLike, "..."] = 1.0
     gravity: Float[ArrayLike, "..."] = 9.81
+
+    def __check_init__(self):
+        for name in ("mass1", "mass2"):
+            check_positive("DoublePendulum", name, getattr(self, name), "kg")
+        for name in ("length1", "length2"):
+            check_positive("DoublePendulum", name, getattr(self, name), "m")
+        check_nonnegative("DoublePendulum", "gravity", self.gravity, "m/s^2", GRAVITY_HINT)
 
     def acceleration(self, t, q: Float[Array, "... 2"], v) -> Float[Array, "... 2"]:
         m1, m2, l1, l2, g = self.mass1, self.mass2, self.length1, self.length2, self.gravity

@@ -6,13 +6,20 @@ $x_{n+1} = L$; on a periodic grid they are $x_i = i h$, $i = 0..n-1$, $h = L / n
 Second-order operators are written in flux form with coefficients averaged onto cell
 faces, so they are conservative and, for symmetric coefficients, self-adjoint (which is
 what makes the discrete wave energy exactly conserved).
+
+`node_rates` bounds the spectrum of these operators for the systems' `spectral_bounds`,
+in NumPy on concrete parameters, so it works inside a trace too.
 """
 
 import equinox as eqx
+import jax
 import jax.lax as lax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+from .._trees import is_concrete
+from ._checks import check_positive
 from ._util import as_float
 
 
@@ -32,6 +39,9 @@ class AbstractGrid1D(eqx.Module):
 
     length: eqx.AbstractVar[Float[ArrayLike, ""]]
     periodic: eqx.AbstractVar[bool]
+
+    def __check_init__(self):
+        check_positive(type(self).__name__, "length", self.length, "m")
 
     def spacing(self, n: int) -> Float[Array, ""]:
         """The node spacing $h$ for `n` nodes."""
@@ -92,3 +102,29 @@ def diffuse(u: Array, coeff: Array, h, axis: int, periodic: bool, low=0.0, high=
     coeff = face_values(jnp.broadcast_to(coeff, u.shape), axis, periodic)
     flux = coeff * face_gradients(u, h, axis, periodic, low, high)
     return (_slice(flux, 1, n + 1, axis) - _slice(flux, 0, n, axis)) / h
+
+
+def node_rates(
+    coeff, length, shape: tuple[int, ...], axis: int, periodic: bool, *, squared: bool = False
+):
+    """$(a_{i-1/2} + a_{i+1/2}) / h^2$ at every node of a grid of `shape` along `axis`,
+    with face values as in `face_values` (NumPy) of $a$ = `coeff` (or its square), or
+    None when `coeff` or `length` is traced or `coeff` does not broadcast to `shape`.
+
+    This is the Gershgorin radius of row $i$ of the operator `diffuse` linearises to, and
+    minus its diagonal, so every eigenvalue $\\mu$ of the operator has
+    $|\\mu| \\le 2 \\max_i (a_{i-1/2} + a_{i+1/2}) / h^2$. A batched `length` gives the
+    smallest spacing, so the bound stays an upper bound for every member."""
+    if not all(is_concrete(x) for x in jax.tree.leaves((coeff, length))):
+        return None
+    try:
+        a = np.broadcast_to(np.asarray(coeff, float) ** (2 if squared else 1), shape)
+    except ValueError:
+        return None
+    n = shape[axis]
+    h = float(np.min(np.asarray(length, float))) / (n if periodic else n + 1)
+    a = np.moveaxis(a, axis, -1)
+    ends = (a[..., -1:], a[..., :1]) if periodic else (a[..., :1], a[..., -1:])
+    ext = np.concatenate([ends[0], a, ends[1]], axis=-1)
+    faces = 0.5 * (ext[..., :-1] + ext[..., 1:])
+    return np.moveaxis((faces[..., :-1] + faces[..., 1:]) / h**2, -1, axis)

@@ -4,6 +4,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from ._base import AbstractMechanicalSystem, PhaseState
+from ._checks import check_nonnegative
 
 
 class HarmonicOscillator(AbstractMechanicalSystem):
@@ -12,7 +13,7 @@ class HarmonicOscillator(AbstractMechanicalSystem):
     Energy $E = \\tfrac12 v^2 + \\tfrac12 \\omega^2 q^2$ (per unit mass, summed over
     components). Exact solution: $q(t) = q_0 \\cos \\omega t + (v_0/\\omega) \\sin \\omega t$.
 
-    **Fields:** `omega`, the angular frequency (rad/s); broadcasts against `q`.
+    **Fields:** `omega`, the angular frequency (rad/s), >= 0; broadcasts against `q`.
 
     **Example:**
 
@@ -23,6 +24,9 @@ class HarmonicOscillator(AbstractMechanicalSystem):
     """
 
     omega: Float[ArrayLike, "..."]
+
+    def __check_init__(self):
+        check_nonnegative("HarmonicOscillator", "omega", self.omega, "rad/s")
 
     def acceleration(self, t, q, v):
         return -(self.omega**2) * q

@@ -2,10 +2,12 @@
 
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from . import _grid
 from ._base import AbstractSystem
+from ._checks import check_finite, check_positive, shape_of
 from ._util import as_float
 
 
@@ -25,15 +27,15 @@ class Heat1D(AbstractSystem, _grid.AbstractGrid1D):
     (semi-discretely as $e^{-\\lambda_k t}$, $\\lambda_k = (4D/h^2)\\sin^2(k\\pi h/2L)$).
 
     Stiff: the fastest mode decays at $4 D / h^2$, so explicit methods need
-    $\\Delta t < h^2 / 2D$; use `ds.Kvaerno5` on fine grids.
+    $\\Delta t < h^2 / 2D$ (`spectral_bounds`); use `ds.Kvaerno5` on fine grids.
 
     State: an array of shape `(..., n)` (any grid size `n`; leading axes are independent
     fields). Units: $u$ any (e.g. K), $x$ in m, $t$ in s, $D$ in m^2/s.
 
     **Fields:**
 
-    - `diffusivity`: $D$, a scalar or an `(n,)` field (m^2/s), default 1.
-    - `length`: $L$ (m), default 1.
+    - `diffusivity`: $D$, a scalar or an `(n,)` field (m^2/s), > 0, default 1.
+    - `length`: $L$ (m), > 0, default 1.
     - `left`, `right`: the Dirichlet boundary values, default 0 (ignored if periodic).
     - `periodic`: periodic boundaries instead (static), default `False`.
 
@@ -54,6 +56,11 @@ class Heat1D(AbstractSystem, _grid.AbstractGrid1D):
     right: Float[ArrayLike, ""] = 0.0
     periodic: bool = eqx.field(static=True, default=False)
 
+    def __check_init__(self):
+        check_positive("Heat1D", "diffusivity", self.diffusivity, "m^2/s")
+        check_finite("Heat1D", "left", self.left)
+        check_finite("Heat1D", "right", self.right)
+
     def vector_field(self, t, u: Float[Array, "... n"]) -> Float[Array, "... n"]:
         h = self.spacing(u.shape[-1])
         return _grid.diffuse(
@@ -63,6 +70,34 @@ class Heat1D(AbstractSystem, _grid.AbstractGrid1D):
     def total_heat(self, u: Float[Array, "... n"]) -> Float[Array, "..."]:
         """$h \\sum_i u_i$: conserved with periodic boundaries."""
         return self.spacing(u.shape[-1]) * jnp.sum(u, axis=-1)
+
+    def spectral_bounds(self, y: Float[Array, "... n"]) -> tuple[float, float] | None:
+        """Bounds `(decay_rate, oscillation_rate)` on the eigenvalues $\\lambda$ of the
+        Jacobian of `vector_field` at states shaped like `y` (an array or anything with a
+        `.shape`; only its shape is read): $|\\mathrm{Re}\\,\\lambda| \\le$ `decay_rate`
+        and $|\\mathrm{Im}\\,\\lambda| \\le$ `oscillation_rate`. None when `diffusivity`
+        or `length` is traced. For stability checks of explicit integrators: a step `dt`
+        is stable when `dt * decay_rate` lies in the integrator's stability interval on
+        the negative real axis (2 for Euler, about 2.79 for RK4).
+
+        The vector field is linear in $u$; its Jacobian $A$ has
+        $A_{i,i\\pm1} = D_{i\\pm1/2}/h^2$ and $A_{ii} = -(D_{i-1/2} + D_{i+1/2})/h^2$ (the
+        boundary values do not enter it). $A$ is symmetric and negative semi-definite, so
+        its eigenvalues are real (`oscillation_rate` is 0) and, by Gershgorin's theorem,
+
+        $$0 \\le -\\lambda \\le \\max_i\\, 2 (D_{i-1/2} + D_{i+1/2}) / h^2,$$
+
+        which is $4D/h^2$ for a constant $D$. That is tight: the highest grid mode decays
+        at $(4D/h^2) \\cos^2(\\pi h / 2L)$ with Dirichlet boundaries and at exactly
+        $4D/h^2$ with periodic ones (even $n$).
+
+        **Example:** `heat.spectral_bounds(u0)` is `(4 D / h**2, 0.0)` for a constant $D$.
+        """
+        shape = shape_of(y)
+        if not shape:
+            return None
+        rates = _grid.node_rates(self.diffusivity, self.length, shape, -1, self.periodic)
+        return None if rates is None else (2.0 * float(np.max(rates)), 0.0)
 
 
 class Heat2D(AbstractSystem):
@@ -81,8 +116,8 @@ class Heat2D(AbstractSystem):
 
     **Fields:**
 
-    - `diffusivity`: $D$, a scalar or an `(nx, ny)` field (m^2/s), default 1.
-    - `length_x`, `length_y`: $L_x, L_y$ (m), default 1.
+    - `diffusivity`: $D$, a scalar or an `(nx, ny)` field (m^2/s), > 0, default 1.
+    - `length_x`, `length_y`: $L_x, L_y$ (m), > 0, default 1.
     - `boundary`: the Dirichlet boundary value, default 0 (ignored if periodic).
     - `periodic`: periodic in both directions (static), default `False`.
 
@@ -101,6 +136,12 @@ class Heat2D(AbstractSystem):
     length_y: Float[ArrayLike, ""] = 1.0
     boundary: Float[ArrayLike, ""] = 0.0
     periodic: bool = eqx.field(static=True, default=False)
+
+    def __check_init__(self):
+        check_positive("Heat2D", "diffusivity", self.diffusivity, "m^2/s")
+        check_positive("Heat2D", "length_x", self.length_x, "m")
+        check_positive("Heat2D", "length_y", self.length_y, "m")
+        check_finite("Heat2D", "boundary", self.boundary)
 
     def spacing(self, nx: int, ny: int) -> tuple[Float[Array, ""], Float[Array, ""]]:
         """The node spacings $(h_x, h_y)$."""
@@ -126,3 +167,25 @@ class Heat2D(AbstractSystem):
         """$h_x h_y \\sum_{ij} u_{ij}$: conserved with periodic boundaries."""
         hx, hy = self.spacing(u.shape[-2], u.shape[-1])
         return hx * hy * jnp.sum(u, axis=(-2, -1))
+
+    def spectral_bounds(self, y: Float[Array, "... nx ny"]) -> tuple[float, float] | None:
+        """Bounds `(decay_rate, oscillation_rate)` on the eigenvalues of the Jacobian of
+        `vector_field` at states shaped like `y`, as `Heat1D.spectral_bounds` (which see):
+        the operator is the sum of the two axes' symmetric operators, so its eigenvalues
+        are real and, by Gershgorin's theorem on each row,
+
+        $$0 \\le -\\lambda \\le \\max_{ij}\\, \\Big(2 (D_{i-1/2,j} + D_{i+1/2,j}) / h_x^2
+          + 2 (D_{i,j-1/2} + D_{i,j+1/2}) / h_y^2\\Big),$$
+
+        $4D/h_x^2 + 4D/h_y^2$ for a constant $D$ ($8D/h^2$ for equal spacings), attained
+        by the highest grid mode as the grid is refined. None when a parameter is traced.
+        """
+        shape = shape_of(y)
+        if shape is None or len(shape) < 2:
+            return None
+        D, periodic = self.diffusivity, self.periodic
+        rx = _grid.node_rates(D, self.length_x, shape, -2, periodic)
+        ry = _grid.node_rates(D, self.length_y, shape, -1, periodic)
+        if rx is None or ry is None:
+            return None
+        return 2.0 * float(np.max(rx + ry)), 0.0

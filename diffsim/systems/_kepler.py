@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from ._base import AbstractMechanicalSystem, PhaseState
+from ._checks import check_finite, check_interval, check_positive
 from ._util import as_float, cross3, safe_norm
 
 # Newton from Danby's starting value converges for every 0 <= e < 1 (Danby & Burkardt
@@ -78,8 +79,8 @@ class OrbitalElements(eqx.Module):
 
     **Fields** (lengths and times in any consistent units, angles in rad):
 
-    - `semi_major_axis`: $a$.
-    - `eccentricity`: $e$, default 0.
+    - `semi_major_axis`: $a$, > 0.
+    - `eccentricity`: $e \\in [0, 1)$, default 0.
     - `inclination`: $i$, default 0.
     - `ascending_node`: longitude of the ascending node $\\Omega$, default 0.
     - `argument_of_periapsis`: $\\omega$, default 0.
@@ -99,6 +100,14 @@ class OrbitalElements(eqx.Module):
     ascending_node: Float[ArrayLike, "..."] = 0.0
     argument_of_periapsis: Float[ArrayLike, "..."] = 0.0
     mean_anomaly: Float[ArrayLike, "..."] = 0.0
+
+    def __check_init__(self):
+        bound = "Only bound (elliptic) orbits have these elements."
+        check_positive("OrbitalElements", "semi_major_axis", self.semi_major_axis, "", bound)
+        e = self.eccentricity
+        check_interval("OrbitalElements", "eccentricity", e, 0.0, 1.0, closed=False, hint=bound)
+        for name in ("inclination", "ascending_node", "argument_of_periapsis", "mean_anomaly"):
+            check_finite("OrbitalElements", name, getattr(self, name), "rad")
 
     def mean_motion(self, mu) -> Float[Array, "..."]:
         """$n = \\sqrt{\\mu / a^3}$ (rad per unit time)."""
@@ -207,7 +216,7 @@ class Kepler(AbstractMechanicalSystem):
     independent orbits and broadcast against `mu`. Any consistent units (e.g. AU, days
     and $\\mu$ in AU^3/day^2). The force is singular at $q = 0$ (collision).
 
-    **Fields:** `mu`, the gravitational parameter $G M$, default 1.
+    **Fields:** `mu`, the gravitational parameter $G M$, > 0, default 1.
 
     **Example:**
 
@@ -220,6 +229,9 @@ class Kepler(AbstractMechanicalSystem):
     """
 
     mu: Float[ArrayLike, "..."] = 1.0
+
+    def __check_init__(self):
+        check_positive("Kepler", "mu", self.mu, "", "It is G (m1 + m2), of an attracting centre.")
 
     def acceleration(self, t, q: Float[Array, "... d"], v) -> Float[Array, "... d"]:
         r2 = jnp.sum(q**2, axis=-1, keepdims=True)

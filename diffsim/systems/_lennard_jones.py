@@ -11,6 +11,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from ._base import AbstractMechanicalSystem, PhaseState
+from ._checks import check_nonnegative, check_positive, check_shape
 from ._periodic_pairs import (
     build_neighbour_list,
     cell_pair_energy,
@@ -36,6 +37,12 @@ class AllPairs(eqx.Module):
     block_size: int | None = eqx.field(static=True, default=None)
     lean_gradients: bool = eqx.field(static=True, default=True)
 
+    def __check_init__(self):
+        if self.block_size is not None and not _is_count(self.block_size, 1):
+            raise ValueError(
+                f"AllPairs: `block_size` must be a positive int or None; got {self.block_size!r}."
+            )
+
 
 class CellList(eqx.Module):
     """A cell list rebuilt at every force evaluation: $O(N)$ work and memory, for $10^4$
@@ -52,6 +59,13 @@ class CellList(eqx.Module):
     capacity: int = eqx.field(static=True)
 
     def __check_init__(self):
+        if not (isinstance(self.grid, tuple) and all(_is_count(g, 0) for g in self.grid)):
+            raise TypeError(f"CellList: `grid` must be a tuple of ints; got {self.grid!r}.")
+        if not _is_count(self.capacity, 1):
+            raise ValueError(
+                f"CellList: `capacity` must be a positive int (particle slots per cell); got "
+                f"{self.capacity!r}."
+            )
         if any(g < 3 for g in self.grid):
             raise ValueError(
                 f"CellList(grid={self.grid}) needs at least 3 cells per dimension (a box "
@@ -93,6 +107,23 @@ class NeighbourList(eqx.Module):
     skin: float = eqx.field(static=True)
     max_neighbours: int = eqx.field(static=True)
     cells: CellList | None = eqx.field(static=True)
+
+    def __check_init__(self):
+        check_nonnegative("NeighbourList", "skin", self.skin)
+        if not _is_count(self.max_neighbours, 1):
+            raise ValueError(
+                "NeighbourList: `max_neighbours` must be a positive int; got "
+                f"{self.max_neighbours!r}."
+            )
+        if not (self.cells is None or isinstance(self.cells, CellList)):
+            raise TypeError(
+                f"NeighbourList: `cells` must be None or a CellList; got {self.cells!r}."
+            )
+
+
+def _is_count(x, least: int) -> bool:
+    """`x` is an int (not a bool) of at least `least`."""
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool) and x >= least
 
 
 def _switch(s, onset2, cutoff2):
@@ -160,9 +191,9 @@ class LennardJones(AbstractMechanicalSystem):
 
     **Fields:**
 
-    - `box`: the periodic box side, a scalar or one per dimension.
-    - `epsilon`, `sigma`: well depth and diameter, default 1.
-    - `masses`: scalar or `(n,)`, default 1.
+    - `box`: the periodic box side, a scalar or one per dimension, > 0.
+    - `epsilon`, `sigma`: well depth (>= 0) and diameter (> 0), default 1.
+    - `masses`: scalar or `(n,)`, > 0, default 1.
     - `onset`, `cutoff`: the switching range $r_o < r_c$ (static numbers; default 2.0,
       2.5 as in jax-md).
     - `neighbours`: how pairs are found: `AllPairs()` (default), `CellList(grid,
@@ -188,7 +219,17 @@ class LennardJones(AbstractMechanicalSystem):
 
     def __check_init__(self):
         if not 0 < self.onset < self.cutoff:
-            raise ValueError(f"Need 0 < onset < cutoff; got {self.onset}, {self.cutoff}.")
+            raise ValueError(
+                "LennardJones: `onset` and `cutoff` need 0 < onset < cutoff; got "
+                f"onset={self.onset}, cutoff={self.cutoff}."
+            )
+        at_most_1d = "a scalar or a 1-d array"
+        check_shape("LennardJones", "box", self.box, lambda s: len(s) <= 1, at_most_1d)
+        check_positive("LennardJones", "box", self.box)
+        check_nonnegative("LennardJones", "epsilon", self.epsilon)
+        check_positive("LennardJones", "sigma", self.sigma)
+        check_shape("LennardJones", "masses", self.masses, lambda s: len(s) <= 1, at_most_1d)
+        check_positive("LennardJones", "masses", self.masses)
         if not isinstance(self.neighbours, (AllPairs, CellList, NeighbourList)):
             raise TypeError(
                 "neighbours must be ds.systems.AllPairs(), ds.systems.CellList(...) or a "
@@ -201,7 +242,7 @@ class LennardJones(AbstractMechanicalSystem):
             return
         if self.cutoff > smallest / 2:
             raise ValueError(
-                f"cutoff={self.cutoff} exceeds half the box ({smallest / 2:g}): the minimum "
+                f"LennardJones: cutoff={self.cutoff} exceeds half the box ({smallest / 2:g}): the minimum "
                 "image would miss interactions. Use a bigger box or a smaller cutoff."
             )
 

@@ -4,6 +4,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from ._base import AbstractSystem
+from ._checks import check_finite
 
 
 class Lorenz(AbstractSystem):
@@ -40,6 +41,10 @@ class Lorenz(AbstractSystem):
     sigma: Float[ArrayLike, "..."] = 10.0
     rho: Float[ArrayLike, "..."] = 28.0
     beta: Float[ArrayLike, "..."] = 8.0 / 3.0
+
+    def __check_init__(self):
+        for name in ("sigma", "rho", "beta"):
+            check_finite("Lorenz", name, getattr(self, name))
 
     def vector_field(self, t, y):
         """`dy/dt` for `y` an array `(..., 3)` or a tuple `(x, y, z)`; the same form back."""

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from ._base import AbstractMechanicalSystem, PhaseState
+from ._checks import check_nonnegative, check_positive, check_shape
 from ._pairwise import pair_sum, pair_sum_autodiff
 
 
@@ -45,9 +46,11 @@ class NBody(AbstractMechanicalSystem):
 
     **Fields:**
 
-    - `masses`: `(n,)` masses.
-    - `G`: the gravitational constant (default 1, i.e. N-body units).
-    - `softening`: Plummer softening length $\\epsilon$ (default 0).
+    - `masses`: `(n,)` masses, >= 0 (a zero mass is a test body: it feels the others
+      and pulls none). For a batch of systems, build `NBody` inside `jax.vmap` or
+      `ds.ensemble`.
+    - `G`: the gravitational constant, > 0 (default 1, i.e. N-body units).
+    - `softening`: Plummer softening length $\\epsilon$, >= 0 (default 0).
     - `lean_gradients`: recompute the pair forces in reverse mode instead of storing them
       (default; $O(N)$ memory per step of a rollout). `False` stores them ($O(N^2)$ per
       step, faster for a few bodies). Forward and reverse mode work either way.
@@ -66,6 +69,14 @@ class NBody(AbstractMechanicalSystem):
     G: Float[ArrayLike, ""] = 1.0
     softening: Float[ArrayLike, ""] = 0.0
     lean_gradients: bool = eqx.field(static=True, default=True)
+
+    def __check_init__(self):
+        one_d = "a 1-d array (n,), one mass per body"
+        batch = "For a batch of systems, build NBody inside jax.vmap or ds.ensemble."
+        check_shape("NBody", "masses", self.masses, lambda s: len(s) == 1, one_d, batch)
+        check_nonnegative("NBody", "masses", self.masses)
+        check_positive("NBody", "G", self.G)
+        check_nonnegative("NBody", "softening", self.softening)
 
     def acceleration(self, t, q: Float[Array, "n d"], v) -> Float[Array, "n d"]:
         kernel = pair_sum if self.lean_gradients else pair_sum_autodiff

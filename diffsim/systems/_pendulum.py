@@ -4,6 +4,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from ._base import AbstractMechanicalSystem, PhaseState
+from ._checks import GRAVITY_HINT, check_nonnegative, check_positive
 
 
 class Pendulum(AbstractMechanicalSystem):
@@ -18,10 +19,10 @@ class Pendulum(AbstractMechanicalSystem):
 
     **Fields:**
 
-    - `length`: $L$ (m).
-    - `gravity`: $g$ (m/s^2), default 9.81.
-    - `damping`: $c$ (1/s), default 0.
-    - `mass`: $m$ (kg), default 1; enters only the energy.
+    - `length`: $L$ (m), > 0.
+    - `gravity`: $g$ (m/s^2), >= 0, default 9.81.
+    - `damping`: $c$ (1/s), >= 0, default 0.
+    - `mass`: $m$ (kg), > 0, default 1; enters only the energy.
 
     **Example:**
 
@@ -35,6 +36,12 @@ class Pendulum(AbstractMechanicalSystem):
     gravity: Float[ArrayLike, "..."] = 9.81
     damping: Float[ArrayLike, "..."] = 0.0
     mass: Float[ArrayLike, "..."] = 1.0
+
+    def __check_init__(self):
+        check_positive("Pendulum", "length", self.length, "m")
+        check_nonnegative("Pendulum", "gravity", self.gravity, "m/s^2", GRAVITY_HINT)
+        check_nonnegative("Pendulum", "damping", self.damping, "1/s")
+        check_positive("Pendulum", "mass", self.mass, "kg")
 
     def acceleration(self, t, q, v):
         return -(self.gravity / self.length) * jnp.sin(q) - self.damping * v

@@ -4,6 +4,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from ._base import AbstractMechanicalSystem, PhaseState
+from ._checks import GRAVITY_HINT, check_nonnegative, check_positive
 from ._util import as_float, safe_norm
 
 
@@ -28,9 +29,9 @@ class Projectile(AbstractMechanicalSystem):
 
     **Fields:**
 
-    - `gravity`: $g$ (m/s^2), default 9.81.
-    - `drag`: $k$ (1/m), default 0.
-    - `mass`: $m$ (kg), default 1; enters only the energy.
+    - `gravity`: $g$ (m/s^2), >= 0, default 9.81.
+    - `drag`: $k$ (1/m), >= 0, default 0.
+    - `mass`: $m$ (kg), > 0, default 1; enters only the energy.
 
     **Example:**
 
@@ -44,6 +45,11 @@ class Projectile(AbstractMechanicalSystem):
     gravity: Float[ArrayLike, "..."] = 9.81
     drag: Float[ArrayLike, "..."] = 0.0
     mass: Float[ArrayLike, "..."] = 1.0
+
+    def __check_init__(self):
+        check_nonnegative("Projectile", "gravity", self.gravity, "m/s^2", GRAVITY_HINT)
+        check_nonnegative("Projectile", "drag", self.drag, "1/m")
+        check_positive("Projectile", "mass", self.mass, "kg")
 
     def _down(self, q):
         return jnp.zeros(q.shape[-1], q.dtype).at[-1].set(1.0)

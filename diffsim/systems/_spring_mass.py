@@ -7,6 +7,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from ._base import AbstractMechanicalSystem, PhaseState
+from ._checks import check_finite, check_nonnegative, check_positive, check_shape, concrete
 from ._util import as_float, safe_norm
 
 
@@ -16,6 +17,24 @@ def _mask(n: int, pinned: Sequence[int] | None) -> Array | None:
     mask = np.zeros(n, bool)
     mask[np.asarray(pinned, int)] = True
     return jnp.asarray(mask)
+
+
+def _check_edges(edges, n: int | None) -> int | None:
+    """`edges` is an `(m, 2)` integer array of node indices in `[0, n)`; returns `m`."""
+    owner = "SpringMassNetwork"
+    shape = check_shape(owner, "edges", edges, lambda s: s[1:] == (2,), "an (m, 2) array")
+    values = concrete(owner, "edges", edges)
+    dtype = getattr(edges, "dtype", None) if values is None else values.dtype
+    if dtype is not None and not jnp.issubdtype(dtype, jnp.integer):
+        raise TypeError(f"{owner}: `edges` must hold integer node indices; got {dtype}.")
+    if values is not None and values.size and n is not None:
+        low, high = values.min(), values.max()
+        if low < 0 or high >= n:
+            raise ValueError(
+                f"{owner}: `edges` must index the {n} nodes, 0 to {n - 1}; got indices from "
+                f"{low} to {high}."
+            )
+    return None if shape is None else shape[0]
 
 
 class SpringMassNetwork(AbstractMechanicalSystem):
@@ -43,15 +62,16 @@ class SpringMassNetwork(AbstractMechanicalSystem):
 
     **Fields:**
 
-    - `masses`: `(n,)` node masses (kg).
-    - `edges`: `(m, 2)` integer node indices of each spring (not differentiable; when
-      differentiating with respect to the whole module use `eqx.filter_grad`).
-    - `rest_lengths`: `(m,)` rest lengths $L^0$ (m).
-    - `stiffness`: $k$ (N/m), scalar or `(m,)`.
+    - `masses`: `(n,)` node masses (kg), > 0.
+    - `edges`: `(m, 2)` integer node indices of each spring, in `[0, n)` (not
+      differentiable; when differentiating with respect to the whole module use
+      `eqx.filter_grad`).
+    - `rest_lengths`: `(m,)` rest lengths $L^0$ (m), >= 0.
+    - `stiffness`: $k$ (N/m), scalar or `(m,)`, >= 0.
     - `damping`: dashpot coefficients $c$ (N s/m) along each spring, scalar or `(m,)`,
-      default 0. It damps stretching only, not rigid motion.
+      >= 0, default 0. It damps stretching only, not rigid motion.
     - `gravity`: the acceleration $\\mathbf g$ (m/s^2), a `(d,)` vector (default 0).
-    - `drag`: linear drag rate $\\gamma$ (1/s) on every node, e.g. air (default 0).
+    - `drag`: linear drag rate $\\gamma$ (1/s) on every node, e.g. air, >= 0 (default 0).
     - `pinned`: `(n,)` boolean mask of fixed nodes, or `None`.
 
     **Example:**
@@ -71,6 +91,24 @@ class SpringMassNetwork(AbstractMechanicalSystem):
     gravity: Float[ArrayLike, " d"] = 0.0
     drag: Float[ArrayLike, ""] = 0.0
     pinned: Bool[Array, " n"] | None = None
+
+    def __check_init__(self):
+        owner = "SpringMassNetwork"
+        one_d = "a 1-d array (n,), one mass per node"
+        n = check_shape(owner, "masses", self.masses, lambda s: len(s) == 1, one_d)
+        check_positive(owner, "masses", self.masses, "kg")
+        m = _check_edges(self.edges, None if n is None else n[0])
+        for name, unit in (("rest_lengths", "m"), ("stiffness", "N/m"), ("damping", "N s/m")):
+            value = getattr(self, name)
+            if m is not None:
+                expected = f"a scalar or one value per spring ({m},)"
+                check_shape(owner, name, value, lambda s: s in ((), (m,)), expected)
+            check_nonnegative(owner, name, value, unit)
+        check_finite(owner, "gravity", self.gravity, "m/s^2")
+        check_nonnegative(owner, "drag", self.drag, "1/s")
+        if self.pinned is not None and n is not None:
+            mask = f"None or a boolean mask of shape {n}"
+            check_shape(owner, "pinned", self.pinned, lambda s: s == n, mask)
 
     def _springs(self, q):
         i, j = self.edges[:, 0], self.edges[:, 1]

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from ._base import AbstractMechanicalSystem, AbstractSystem, PhaseState
+from ._checks import check_finite, check_nonnegative, check_positive
 
 
 class OrnsteinUhlenbeck(AbstractSystem):
@@ -22,8 +23,8 @@ class OrnsteinUhlenbeck(AbstractSystem):
     $\\frac{\\sigma^2}{2\\theta}(1 - e^{-2\\theta t})$ from a fixed $x_0$; stationary variance
     $\\sigma^2 / (2\\theta)$. Any array state (each element an independent process).
 
-    **Fields:** `theta` (rate, > 0), `sigma` (noise amplitude), `mu` (long-run mean);
-    each broadcasts against the state.
+    **Fields:** `theta` (rate, > 0), `sigma` (noise amplitude, >= 0), `mu` (long-run
+    mean); each broadcasts against the state.
 
     **Example:**
 
@@ -37,6 +38,11 @@ class OrnsteinUhlenbeck(AbstractSystem):
     theta: Float[ArrayLike, "..."]
     sigma: Float[ArrayLike, "..."]
     mu: Float[ArrayLike, "..."] = 0.0
+
+    def __check_init__(self):
+        check_positive("OrnsteinUhlenbeck", "theta", self.theta, "1/time")
+        check_nonnegative("OrnsteinUhlenbeck", "sigma", self.sigma)
+        check_finite("OrnsteinUhlenbeck", "mu", self.mu)
 
     def vector_field(self, t, y: Float[Array, "..."]) -> Float[Array, "..."]:
         return self.theta * (self.mu - y)
@@ -73,9 +79,9 @@ class Langevin(AbstractMechanicalSystem):
 
     - `system`: the conservative mechanical system (any with `acceleration(t, q, v)`).
     - `friction`: $\\gamma$ (1/time, >= 0), broadcasting against `v`.
-    - `kT`: the temperature in energy units.
+    - `kT`: the temperature in energy units, >= 0.
     - `mass`: the mass the wrapped system's acceleration is per (1 for unit-mass systems
-      such as `HarmonicOscillator` and `Pendulum`); it sets the noise amplitude.
+      such as `HarmonicOscillator` and `Pendulum`), > 0; it sets the noise amplitude.
 
     **Example:**
 
@@ -88,6 +94,16 @@ class Langevin(AbstractMechanicalSystem):
     friction: Float[ArrayLike, "..."]
     kT: Float[ArrayLike, "..."]
     mass: Float[ArrayLike, "..."] = 1.0
+
+    def __check_init__(self):
+        if not callable(getattr(self.system, "acceleration", None)):
+            raise TypeError(
+                "Langevin: `system` must be a mechanical system with acceleration(t, q, v) "
+                f"(a ds.AbstractMechanicalSystem); got {type(self.system).__name__}."
+            )
+        check_nonnegative("Langevin", "friction", self.friction, "1/time")
+        check_nonnegative("Langevin", "kT", self.kT, "energy")
+        check_positive("Langevin", "mass", self.mass)
 
     def conservative_acceleration(self, t, q, v):
         """The wrapped system's acceleration, without friction or noise (BAOAB's kicks)."""

@@ -4,6 +4,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from ._base import AbstractSystem
+from ._checks import check_finite
 from ._util import as_float
 
 
@@ -36,6 +37,9 @@ class VanDerPol(AbstractSystem):
     """
 
     mu: Float[ArrayLike, "..."] = 1.0
+
+    def __check_init__(self):
+        check_finite("VanDerPol", "mu", self.mu)
 
     def vector_field(self, t, y: Float[Array, "... 2"]) -> Float[Array, "... 2"]:
         x, v = y[..., 0], y[..., 1]
