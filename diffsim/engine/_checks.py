@@ -5,6 +5,7 @@ to fix it, or returns the value the rollout should use (a step count, a cast `y0
 Values that are traced cannot be checked here; the rollout checks them at run time.
 """
 
+import dataclasses
 import math
 from typing import Any
 
@@ -172,12 +173,13 @@ def check_state(system, y0, t0, dt, integrator) -> Any:
 
 
 def _is_catalogue(system) -> bool:
-    """A system of `ds.systems` that runs no user code: its parameters were checked when
-    it was built, so a failure evaluating it is a `y0` that does not fit."""
-    cls = type(system)
-    return cls.__module__.startswith("diffsim.systems.") and not getattr(
-        cls, "calls_user_code", False
-    )
+    """A system of `ds.systems` that runs no user code (no callable field: a function, a
+    network, a policy): its parameters were checked when it was built, so a failure
+    evaluating it is a `y0` that does not fit."""
+    if not type(system).__module__.startswith("diffsim.systems."):
+        return False
+    fields = dataclasses.fields(system) if dataclasses.is_dataclass(system) else ()
+    return not any(callable(getattr(system, f.name, None)) for f in fields)
 
 
 def _short(error: Exception) -> str:

@@ -113,7 +113,7 @@ def simulate(
         # Inside a least-squares solver's trial rollouts (forward-mode Jacobians only):
         # diffrax's forward-mode adjoint, as fixed-step rollouts switch to Direct.
         traj = simulate_adaptive(
-            system, y0, t0, t1, dt, integrator, saveat, adjoint, max_steps,
+            floats_to_arrays(system) if is_concrete_tree((system, y0)) else system, y0, t0, t1, dt, integrator, saveat, adjoint, max_steps,
             forward_only=forward_jacobians(),
         )  # fmt: skip
         return _deliver(traj, throw, step_time=None)
@@ -208,6 +208,6 @@ def _plan_fixed(system, y0, t0, t1, dt, n_steps, integrator, saveat, max_steps):
         dt_arr = eqx.error_if(
             dt_arr, ~(jnp.isfinite(dt_arr) & (dt_arr > 0)), "dt must be a positive finite number."
         )
-    if not is_concrete(t0):
-        t0_arr = eqx.error_if(t0_arr, ~jnp.isfinite(t0_arr), "t0 must be finite.")
+    if not is_concrete(t0):  # on y0, which every output depends on (t0 may not be)
+        y0 = eqx.error_if(y0, ~jnp.isfinite(t0_arr), "t0 must be finite.")
     return n, y0, t0_arr, dt_arr, ts_known
