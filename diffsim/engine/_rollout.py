@@ -2,9 +2,10 @@
 
 Contract: `simulate(system, y0, ...)` is a pure function of pytrees. Static problems
 (argument types, shapes, step counts, save times) raise `ValueError`/`TypeError` before
-anything is compiled; runtime problems (a state turning NaN/inf) raise
-`SimulationError` naming the step and batch member, or, with `throw=False`, come back as
-`traj.result`. jit, vmap and grad compose on top, and a second call with the same
+anything is compiled; runtime problems (a state turning NaN/inf, an adaptive solve
+failing) come back from the compiled program as a status, which `_deliver` raises as a
+`SimulationError` subclass naming the step (`_errors.py`), or, with `throw=False`,
+returns as `traj.result`. jit, vmap and grad compose on top, and a second call with the same
 shapes and static options does not recompile.
 
 `simulate` itself is the phases a reader follows: check the arguments (`_checks.py`),
@@ -82,11 +83,19 @@ def simulate(
       `ds.Backsolve()` (adaptive integrators only, diffrax's continuous adjoint).
     - `max_steps`: the step limit for adaptive integrators (default 4096); a fixed-step
       rollout longer than this raises.
-    - `throw`: raise `ds.SimulationError` if the state becomes non-finite (fixed step) or
-      the solve fails (adaptive). With `False`, check `traj.result` instead. Fixed-step
-      rollouts check the final state only (NaN and inf propagate), and on failure re-run
-      the steps once to report the first non-finite one in `traj.stats["nonfinite_step"]`,
-      so the check costs nothing per step.
+    - `throw`: on a failure at run time raise the `ds.SimulationError` subclass for it:
+      `ds.NonFiniteStateError` (the state became NaN or inf), `ds.MaxStepsError` or
+      `ds.StepSizeError` (adaptive), naming the step and time. Under a user's `jax.jit`
+      the error is equinox's runtime error with the same first line; inside `ds.ensemble`
+      the ensemble reports it by member (docs/errors.md). With `False`, check
+      `traj.result` instead. Fixed-step rollouts check the final state only (NaN and inf
+      propagate), and on failure re-run the steps once to report the first non-finite
+      one in `traj.stats["nonfinite_step"]`, so the check costs nothing per step.
+
+    **Raises** before anything runs: `TypeError`/`ValueError` naming the argument, for
+    bad arguments, a `dt` past an explicit integrator's stability limit on a PDE system,
+    a stochastic system with a deterministic integrator. An error in the system's own
+    code (the function an `ODESystem` wraps) propagates as itself.
 
     **Returns:** a `ds.Trajectory` with `ts`, `ys`, `result`, `stats`.
 
@@ -194,8 +203,8 @@ def _plan_fixed(system, y0, t0, t1, dt, n_steps, integrator, saveat, max_steps):
     y0 = _checks.check_state(system, y0, t0, dt, integrator)
     _checks.check_stability(system, integrator, dt, y0)
     dtype = _checks.float_dtype(y0)
-    t0_arr = jnp.asarray(t0, dtype)
-    dt_arr = jnp.asarray(dt, dtype)
+    t0_arr = _checks.as_dtype(t0, dtype)
+    dt_arr = _checks.as_dtype(dt, dtype)
     ts_known = True
     if saveat.ts is not None:
         t1_end = (

@@ -16,7 +16,7 @@ call with the same shapes (and the same `fn` object) does not recompile.
   `jax.shard_map`): each device runs the chunk loop on its contiguous share (the last
   share padded with copies of the last member, which are not counted), with no
   communication; a second program merges the devices' reducer states and failure
-  records, and `throw` is then checked on the host. Per-member results equal those of one
+  records. Per-member results equal those of one
   device up to rounding (vectorised code differs with the batch width); statistics are
   merged in another order, which changes them by rounding only. Several hosts work the
   same way once `jax.distributed.initialize` has joined them (tested with two processes
@@ -24,9 +24,12 @@ call with the same shapes (and the same `fn` object) does not recompile.
 - `reduce` folds each chunk into bounded reducer states (`_reducers.py`), so outputs are
   never stored for all members.
 - A member *fails* when a `ds.Trajectory` in its output has a result other than
-  `successful` (then `stats["nonfinite_step"]` gives the step) or when a floating leaf of
-  its output is non-finite. Failed members are left out of statistics and reported; with
-  `throw=True` the first one raises `SimulationError`.
+  `successful` (then `stats["nonfinite_step"]` gives the step), when a `ds.simulate(...,
+  throw=True)` called in `fn` failed (it hands its status over: `engine/_collect.py`), or
+  when a floating leaf of its output is non-finite. Failed members are left out of
+  statistics and reported. The compiled programs never raise: with `throw=True` the
+  first failure is raised in Python from the result (`_failures.raise_on_host`), or
+  under a transformation by `eqx.error_if` (docs/errors.md).
 """
 
 import math
@@ -307,9 +310,9 @@ def ensemble(
     **Arguments:**
 
     - `fn`: a function of one member's arguments returning a pytree of arrays, typically
-      `ds.simulate(...)` or part of its `Trajectory`. Call `ds.simulate(..., throw=False)`
-      inside and return the `Trajectory`, so that failures are reported with their step and
-      the member's index in the ensemble. Static (hashed by identity): define it once so
+      `ds.simulate(...)` or part of its `Trajectory`. A `ds.simulate` in `fn` that fails
+      (with `throw=True` or a returned `Trajectory`) is reported with its step and the
+      member's index in the ensemble. Static (hashed by identity): define it once so
       that repeated calls do not recompile; it may close over arrays and tracers.
     - `batched_args`: pytrees whose array leaves all share the leading (member) axis.
     - `batch_size`: run at most this many members at once on each device (a positive
@@ -321,14 +324,15 @@ def ensemble(
       `jax.config.update("jax_cpu_collectives_implementation", "gloo")`), and pass
       `jax.devices()`, all hosts' devices; statistics then come back on every host, and
       per-member outputs as global arrays
-      (`jax.experimental.multihost_utils.process_allgather` fetches them). With devices,
-      `throw=True` is checked on the host after the run, so under `jax.jit` pass
-      `throw=False` and check `num_failed`; and use `ds.simulate(..., throw=False)` in `fn`.
+      (`jax.experimental.multihost_utils.process_allgather` fetches them).
     - `reduce`: `None` to return every member's output, or a reducer (`ds.Moments()`,
       `ds.MinMax()`, `ds.Count(...)`, `ds.Histogram(...)`, `ds.Quantiles(...)`) or a dict or
       tuple of them, to return streaming statistics and never store all outputs.
-    - `throw`: raise `ds.SimulationError` naming the first failed member (with its step).
-      With `False`, failed members are reported in the result and the others are kept.
+    - `throw`: raise the `ds.SimulationError` subclass of the first failed member's
+      failure (`ds.NonFiniteStateError`, `ds.MaxStepsError`, ...), naming it by its index
+      in the ensemble, with its step. Under a user's `jax.jit` it is equinox's runtime
+      error naming the member (docs/errors.md). With `False`, failed members are
+      reported in the result and the others are kept.
     - `progress`: print chunk progress to stderr: one redrawn line on a terminal, else
       (a log file, a notebook) whole lines, about one per 10% of the chunks.
 

@@ -1,0 +1,113 @@
+"""What do the error checks cost? `ds.simulate` and `ds.ensemble` with `throw=True`
+(the default: arguments checked up front, the status read back and raised in Python)
+against `throw=False` and a hand-written `lax.scan`, in one process.
+
+The error model (docs/errors.md) adds, per eager call: the argument checks (Python, on
+concrete values), one read of the result code from the device (which waits for the
+run: the figures below time calls to completion anyway), and in the compiled program a
+final-state finiteness check (a reduction over the state, once per rollout, not per
+step). The target is the rollout target: `ds.simulate / hand-written scan <= 1.1`, with
+the checks on.
+
+Cases, float32, RK4 at dt = 0.01, final state only:
+- a short rollout (one pendulum, 1000 steps), where per-call overhead weighs most;
+- the rollout benchmark's single case (one pendulum, 100,000 steps);
+- an ensemble of 10,000 damped pendulums x 1000 steps (`ds.ensemble` of `ds.simulate`).
+
+Run: `python benchmarks/error_checks.py` (about half a minute on the 2-core CPU).
+"""
+
+import statistics
+import sys
+import time
+
+import jax
+import jax.lax as lax
+import jax.numpy as jnp
+
+import diffsim as ds
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+from rollout import machine  # noqa: E402
+
+DT = 0.01
+
+
+def _hand_scan(n: int):
+    def accel(q, length, damping):
+        return -(9.81 / length) * jnp.sin(q) - damping * 0.0
+
+    @jax.jit
+    def run(q0, length):
+        def f(y):
+            return jnp.stack([y[1], -(9.81 / length) * jnp.sin(y[0])])
+
+        def step(y, _):
+            k1 = f(y)
+            k2 = f(y + 0.5 * DT * k1)
+            k3 = f(y + 0.5 * DT * k2)
+            k4 = f(y + DT * k3)
+            return y + DT / 6 * (k1 + 2 * k2 + 2 * k3 + k4), None
+
+        y, _ = lax.scan(step, jnp.stack([q0, jnp.zeros_like(q0)]), None, length=n)
+        return y
+
+    return run
+
+
+def _simulate(n: int, throw: bool):
+    def run(q0, length):
+        system = ds.systems.Pendulum(length=length)
+        y0 = ds.PhaseState(q=q0, v=jnp.zeros_like(q0))
+        return ds.simulate(system, y0, n_steps=n, dt=DT, throw=throw).ys
+
+    return run
+
+
+def _ensemble(n: int, throw: bool):
+    def member(length):
+        system = ds.systems.Pendulum(length=length)
+        y0 = ds.PhaseState(q=jnp.asarray(1.0, jnp.float32), v=jnp.asarray(0.0, jnp.float32))
+        return ds.simulate(system, y0, n_steps=n, dt=DT, throw=throw).ys
+
+    def run(lengths):
+        return ds.ensemble(member, lengths, throw=throw).values
+
+    return run
+
+
+def _median_ms(fn, args, rounds: int) -> float:
+    jax.block_until_ready(fn(*args))
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def main(rounds: int = 21) -> None:
+    print(machine())
+    q0, length = jnp.asarray(1.0, jnp.float32), jnp.asarray(1.0, jnp.float32)
+    lengths = jnp.linspace(0.5, 2.0, 10_000, dtype=jnp.float32)
+    for label, n, args in [
+        ("one pendulum", 1000, (q0, length)),
+        ("one pendulum", 100_000, (q0, length)),
+    ]:
+        scan = _median_ms(_hand_scan(n), args, rounds)
+        on = _median_ms(_simulate(n, True), args, rounds)
+        off = _median_ms(_simulate(n, False), args, rounds)
+        print(
+            f"{label}, {n} steps: scan {scan:.3f} ms, simulate throw=True {on:.3f} ms "
+            f"({on / scan:.2f}x scan), throw=False {off:.3f} ms; checks cost {on / off:.3f}x"
+        )
+    on = _median_ms(_ensemble(1000, True), (lengths,), rounds)
+    off = _median_ms(_ensemble(1000, False), (lengths,), rounds)
+    print(
+        f"ensemble 10,000 x 1000 steps: throw=True {on:.2f} ms, throw=False {off:.2f} ms; "
+        f"checks cost {on / off:.3f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
