@@ -59,6 +59,8 @@ def test_list(tmp_path):
 SLOW = {
     "fit_spring_network": "a 20-spring fit, about 20 s on a 2-core CPU",
     "fit_nbody": "a 9-parameter N-body fit, about 18 s of CPU on a 2-core CPU",
+    "hybrid_friction": "trains three models, about 31 s",
+    "cartpole_swingup": "trains a controller, about 26 s",
 }
 
 

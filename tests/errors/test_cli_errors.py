@@ -8,9 +8,6 @@ go through the real subprocess, the path a user takes (each costs seconds of imp
 
 import functools
 import importlib.util
-import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -19,6 +16,8 @@ import matplotlib
 import pytest
 
 import diffsim.cli as cli
+
+from ..test_cli import _diffsim
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -175,24 +174,16 @@ def test_settings_are_checked_by_limits():
 # Through the real subprocess, as a user runs them (the examples of issue 15).
 
 
-def _diffsim(*args, cwd):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    return subprocess.run(
-        [sys.executable, "-m", "diffsim.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 @pytest.mark.parametrize(
     "name, setting, mention",
     [
         ("fit_pendulum", "n_readings=-5", "n_readings=-5: expected an int > 0"),
-        ("fit_pendulum", "noise=nan", "noise=nan: expected a finite number > 0"),
+        pytest.param(
+            "fit_pendulum",
+            "noise=nan",
+            "noise=nan: expected a finite number > 0",
+            marks=pytest.mark.slow,  # ~10 s each; the in-process cases cover the rest
+        ),
     ],
     ids=["n_readings-negative", "noise-nan"],
 )

@@ -41,6 +41,7 @@ def test_multiple_shooting_agrees_with_single_shooting():
     assert np.allclose(multi.stderr.length, single.stderr.length, rtol=0.05)
 
 
+@pytest.mark.slow  # ~24 s
 def test_multiple_shooting_recovers_chaotic_record_where_single_shooting_fails():
     # Lorenz over 8 time units (several Lyapunov times), full state observed with noise,
     # starting from rho = 15 against a true 28. One long rollout from rho = 15 is far from
@@ -70,7 +71,7 @@ class Mu(eqx.Module):
 @pytest.mark.parametrize(
     "shooting",
     [
-        None,
+        pytest.param(None, marks=pytest.mark.slow),  # ~48 s: a stiff solve per LM step
         pytest.param(
             4,
             marks=[
