@@ -50,6 +50,7 @@ from ._identifiability import (
     quiet,
     warn_unidentifiable,
 )
+from ._optimality import not_converged, stationary
 from ._result import FitResult
 from ._selection import Selection, select
 from ._shooting import TrajectoryModel
@@ -250,11 +251,7 @@ def _summarise(out, selection: Selection, throw: bool, problem):
         explain_start(model, params0, observed, loss, prior)
     if throw and not bool(converged):
         explain_stop(model, out[0], out[8], bool(np.isfinite(final_loss)), int(steps))
-        raise RuntimeError(
-            f"fit did not converge in max_steps={len(out[2]) - 1} iterations (loss "
-            f"{float(final_loss):.6g}). Increase max_steps, loosen rtol/atol, start "
-            "closer, or pass throw=False and check res.converged."
-        )
+        raise RuntimeError(not_converged(float(final_loss), int(steps), len(out[2]) - 1))
     warn_unidentifiable(selection.names, covariance, stacklevel=4)
     return _result(out, selection, history=history)
 
@@ -330,6 +327,10 @@ def _fit_program(
     fn, scale = _solver_objective(solver, residuals, objective, to_physical, u0)
     z0 = [u / s for u, s in zip(u0, scale, strict=True)]
     z, n_steps, converged, history, z_next = solve(fn, solver, z0, max_steps, options, progress)
+    if least_squares and isinstance(solver, optx.AbstractLeastSquaresSolver):
+        physical = lambda z: to_physical(_times(z, scale))  # noqa: E731
+        ok = stationary(lambda z: residuals(physical(z)), z, forward_mode(solver, options))
+        converged = converged & ok
     theta = to_physical(_times(z, scale))
     params = rebuild(theta)
     params_next = rebuild(to_physical(_times(z_next, scale)))
