@@ -28,8 +28,9 @@ ADJOINTS = {
 # Known library bugs: {(system, cell): reason}; marked xfail(strict=True).
 XFAIL: dict[tuple[str, str], str] = {
     ("SoftBouncingBall", "grad_Reversible"): (
-        "library bug (issue 15): the velocity-dependence check for Reversible runs inside "
-        "the solve, so the refusal is an EquinoxRuntimeError, not an up-front ValueError"
+        "known limit: Reversible's velocity-dependence probe needs concrete parameters; "
+        "eager calls are refused up front (ValueError), but under grad the parameter is "
+        "traced and the refusal is equinox's runtime error"
     ),
 }
 
