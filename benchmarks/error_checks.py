@@ -76,33 +76,34 @@ def _ensemble(n: int, throw: bool):
     return run
 
 
-def _median_ms(fn, args, rounds: int) -> float:
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
+def _paired_ms(fns, args, rounds: int) -> list[float]:
+    """Median ms of each of `fns` on `args`, called in turn in every round (so that
+    drifts of a shared machine hit all alike)."""
+    for fn in fns:
         jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+    times: list[list[float]] = [[] for _ in fns]
+    for r in range(rounds):
+        order = range(len(fns)) if r % 2 == 0 else reversed(range(len(fns)))
+        for i in order:
+            start = time.perf_counter()
+            jax.block_until_ready(fns[i](*args))
+            times[i].append(time.perf_counter() - start)
+    return [1e3 * statistics.median(t) for t in times]
 
 
-def main(rounds: int = 21) -> None:
+def main(rounds: int = 51) -> None:
     print(machine())
     q0, length = jnp.asarray(1.0, jnp.float32), jnp.asarray(1.0, jnp.float32)
     lengths = jnp.linspace(0.5, 2.0, 10_000, dtype=jnp.float32)
-    for label, n, args in [
-        ("one pendulum", 1000, (q0, length)),
-        ("one pendulum", 100_000, (q0, length)),
-    ]:
-        scan = _median_ms(_hand_scan(n), args, rounds)
-        on = _median_ms(_simulate(n, True), args, rounds)
-        off = _median_ms(_simulate(n, False), args, rounds)
+    for n in (1000, 100_000):
+        fns = [_hand_scan(n), _simulate(n, True), _simulate(n, False)]
+        scan, on, off = _paired_ms(fns, (q0, length), rounds)
         print(
-            f"{label}, {n} steps: scan {scan:.3f} ms, simulate throw=True {on:.3f} ms "
+            f"one pendulum, {n} steps: scan {scan:.3f} ms, simulate throw=True {on:.3f} ms "
             f"({on / scan:.2f}x scan), throw=False {off:.3f} ms; checks cost {on / off:.3f}x"
         )
-    on = _median_ms(_ensemble(1000, True), (lengths,), rounds)
-    off = _median_ms(_ensemble(1000, False), (lengths,), rounds)
+    fns = [_ensemble(1000, True), _ensemble(1000, False)]
+    on, off = _paired_ms(fns, (lengths,), max(5, rounds // 5))
     print(
         f"ensemble 10,000 x 1000 steps: throw=True {on:.2f} ms, throw=False {off:.2f} ms; "
         f"checks cost {on / off:.3f}x"
