@@ -59,6 +59,23 @@ def test_multiple_shooting_recovers_chaotic_record_where_single_shooting_fails()
     assert abs(float(multi.params.rho) - 28.0) < 3 * float(multi.stderr.rho)
 
 
+@pytest.mark.slow  # ~1 min: an adaptive solve per segment per LM step
+def test_multiple_shooting_through_an_adaptive_integrator():
+    # The chaotic Lorenz record again, through Tsit5 (adaptive, non-stiff): 32 segments,
+    # each an adaptive solve from its own start, recover rho from 15 where one long
+    # rollout cannot.
+    ts = jnp.linspace(0, 8, 320)
+    model = ds.TrajectoryModel(
+        build=lambda p: (ds.systems.Lorenz(rho=p.rho), jnp.array([1.0, 1.0, 1.0])),
+        ts=ts,
+        integrator=ds.Tsit5(rtol=1e-8, atol=1e-8),
+    )
+    data = model(Rho(jnp.array(28.0))) + 0.05 * jax.random.normal(jax.random.key(0), (320, 3))
+    multi = ds.fit(model, Rho(jnp.array(15.0)), data, where=lambda p: p.rho, shooting=32)
+    assert bool(multi.converged)
+    assert abs(float(multi.params.rho) - 28.0) < 3 * float(multi.stderr.rho)
+
+
 def test_shooting_needs_a_trajectory_model():
     with pytest.raises(TypeError, match="TrajectoryModel"):
         ds.fit(pendulum_model, TRUE, noisy(jax.random.key(1)), where=lambda p: p.length, shooting=3)
