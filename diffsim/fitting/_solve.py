@@ -20,6 +20,8 @@ import jax.numpy as jnp
 import optax
 import optimistix as optx
 
+from ._optimality import stationary
+
 
 def solve(fn, solver, y0, max_steps, options, progress):
     """optimistix's iteration (init / step / terminate), recording the objective (the aux
@@ -42,10 +44,14 @@ def solve(fn, solver, y0, max_steps, options, progress):
     # Levenberg-Marquardt's damping only falls when a step's reduction matches the model's
     # to 1%, and rises 4x on every rejection, so after a rough stretch it can stay so high
     # that the steps are tiny and the step-size test passes far from a minimum (the
-    # damping collapse). So when it first says done, it starts again from that point with
-    # fresh damping, once: at a true minimum the restart ends in a few steps; otherwise
-    # it goes on, and only improves (LM accepts only decreases).
+    # damping collapse). So when it first says done away from a minimum
+    # (`_optimality.stationary`), it starts again from that point with fresh damping,
+    # once, and only improves (LM accepts only decreases).
     restarts_left0 = jnp.asarray(1 if _restartable(solver) else 0)
+    forward = forward_mode(solver, options)
+
+    def stationary_here(y):
+        return stationary(lambda z: fn(z, None)[0], y, forward)
 
     # A start where the objective is non-finite (the simulation inside the model failed
     # there) has nothing to improve on: no iterations, and `fit` names the cause.
@@ -61,7 +67,10 @@ def solve(fn, solver, y0, max_steps, options, progress):
         y, state, aux = solver.step(fn, y, None, options, state, frozenset())
         loss = _accepted_loss(state, aux)
         done, result = solver.terminate(fn, y, None, options, state, frozenset())
-        restart = done & (result == optx.RESULTS.successful) & (restarts_left > 0)
+        stopped = done & (result == optx.RESULTS.successful) & (restarts_left > 0)
+        # Restart only away from a minimum: a Gauss-Newton test (one Jacobian, taken
+        # only when the solver first stops) instead of a restart's 5-20 extra steps.
+        restart = lax.cond(stopped, lambda: ~stationary_here(y), lambda: jnp.asarray(False))
         # A cond, not a select: a fresh state costs a model evaluation, paid only once.
         dynamic = lax.cond(
             restart,
