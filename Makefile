@@ -4,7 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-slow bench lint clean
+.PHONY: install demo test test-slow bench lint clean
+
+# `make` alone installs the package and its test tools into .venv.
+.DEFAULT_GOAL := install
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +16,8 @@ $(BIN)/python:
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@
+
+install: $(VENV)/.installed-test
 
 demo: $(VENV)/.installed-test
 	$(BIN)/python scenarios/pendulum_demo.py --out out
