@@ -21,7 +21,6 @@ not do it; equinox's `error_if` is the one place a callback raises, as equinox d
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ._solution import RESULTS
@@ -121,15 +120,14 @@ def raise_if_failed(traj, *, what: str = "ds.simulate", step_time=None) -> None:
 def error_if_failed(x, result, *, what: str = "ds.simulate"):
     """Return `x`; under a transformation, raise equinox's runtime error if `result` (a
     traced code, possibly batched) is a failure. The first line matches the eager one."""
-    codes = [code for code, *_ in FAILURES]
-    messages = [""] + [
-        f"{first_line(what, code)}\nThe step and member are not known under a "
-        f"transformation: pass throw=False and read traj.result and traj.stats. {hint}"
-        for code, _, _, hint in FAILURES
-    ]
-    index = jnp.zeros(jnp.shape(result._value), jnp.int32)
-    for i, code in enumerate(codes, start=1):
-        index = jnp.where(result == code, i, index)
+    # equinox picks the message by the result code itself (0: successful, no message).
+    messages = [""] * (1 + max(_code(code) for code, *_ in FAILURES))
+    for code, _, _, hint in FAILURES:
+        messages[_code(code)] = (
+            f"{first_line(what, code)}\nThe step and member are not known under a "
+            f"transformation: pass throw=False and read traj.result and traj.stats. {hint}"
+        )
+    index = result._value
     return eqx.branched_error_if(x, result != RESULTS.successful, index, messages)
 
 

@@ -122,8 +122,8 @@ def simulate(
         # Inside a least-squares solver's trial rollouts (forward-mode Jacobians only):
         # diffrax's forward-mode adjoint, as fixed-step rollouts switch to Direct.
         traj = simulate_adaptive(
-            floats_to_arrays(system) if is_concrete_tree((system, y0)) else system, y0, t0, t1, dt, integrator, saveat, adjoint, max_steps,
-            forward_only=forward_jacobians(),
+            _dynamic_floats(system, y0), y0, t0, t1, dt, integrator, saveat, adjoint,
+            max_steps, forward_only=forward_jacobians(),
         )  # fmt: skip
         return _deliver(traj, throw, step_time=None)
     n, y0, t0_arr, dt_arr, ts_known = _plan_fixed(
@@ -140,10 +140,15 @@ def simulate(
     )
     with no_jvp if isinstance(adjoint, Reversible) else contextlib.nullcontext():
         traj = simulate_fixed(
-            floats_to_arrays(system) if is_concrete_tree((system, y0)) else system,
-            y0, t0_arr, dt_arr, n, integrator, saveat, adjoint, not ts_known,
+            _dynamic_floats(system, y0), y0, t0_arr, dt_arr, n, integrator, saveat, adjoint, not ts_known,
         )  # fmt: skip
     return _deliver(traj, throw, step_time=lambda k: t0_arr + (k + 1) * dt_arr)
+
+
+def _dynamic_floats(system, y0):
+    """In an eager call the system's Python floats become arrays, so that a new value
+    does not recompile; inside a transformation they stay literals (`floats_to_arrays`)."""
+    return floats_to_arrays(system) if is_concrete_tree((system, y0)) else system
 
 
 def _deliver(traj: Trajectory, throw: bool, step_time) -> Trajectory:
@@ -155,10 +160,10 @@ def _deliver(traj: Trajectory, throw: bool, step_time) -> Trajectory:
     if is_concrete(traj.result._value):
         raise_if_failed(traj, step_time=step_time)
         return traj
-    failed = traj.result != RESULTS.successful
     if collecting():
         if hand_over(traj.result, traj.stats.get("nonfinite_step", jnp.asarray(-1, jnp.int32))):
             return traj
+        failed = traj.result != RESULTS.successful
         return eqx.tree_at(lambda t: t.ys, traj, poison(traj.ys, failed))
     try:
         ys = error_if_failed(traj.ys, traj.result)

@@ -96,7 +96,7 @@ def member_output(out):
     `None`, else a `TypeError` names the first."""
 
     def leaf(path, x):
-        if eqx.is_array(x) or x is None or isinstance(x, (jax.ShapeDtypeStruct,)):
+        if eqx.is_array(x) or x is None:
             return x
         if isinstance(x, (bool, int, float, complex, np.number)):
             return jnp.asarray(x)

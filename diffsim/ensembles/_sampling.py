@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
+from ..engine.integrators._sde import check_key
 from ._distributions import AbstractDistribution
 
 
@@ -174,23 +175,6 @@ def _linear_scramble(key: PRNGKeyArray, v: Array) -> Array:
     return jnp.sum(new.astype(jnp.uint32) * weights, axis=-1, dtype=jnp.uint32)
 
 
-def _check_key(key: Any, name: str) -> None:
-    """One JAX PRNG key: a typed key of shape `()` (`jax.random.key`) or a raw uint32 key
-    (`jax.random.PRNGKey`); traced keys are checked by their dtype and shape too."""
-    dtype, shape = getattr(key, "dtype", None), getattr(key, "shape", None)
-    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
-        if shape == ():
-            return
-        raise ValueError(
-            f"{name}: key must be one PRNG key; got a key array of shape {shape}. Pass one "
-            "key (e.g. keys[0]) or jax.random.key(seed)."
-        )
-    if dtype == np.uint32 and shape is not None and len(shape) == 1 and shape[0] in (2, 4):
-        return
-    got = f"{type(key).__name__}" + (f" of dtype {dtype} and shape {shape}" if dtype else "")
-    raise TypeError(f"{name}: key must be a JAX PRNG key, e.g. jax.random.key(0); got {got}.")
-
-
 def _check_count(n: Any, name: str) -> int:
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool):
         raise TypeError(f"{name}: n must be a positive int; got {type(n).__name__} {n!r}.")
@@ -308,7 +292,7 @@ def sample(
     systems.rho.shape  # (10000,)
     ```
     """
-    _check_key(key, "sample")
+    check_key(key, "sample: key")
     n = _check_count(n, "sample")
     if not isinstance(design, AbstractDesign):
         raise TypeError(

@@ -28,6 +28,7 @@ import equinox as eqx
 import jax
 import jax.lax as lax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import PRNGKeyArray
 
 from ._base import AbstractFixedStepIntegrator
@@ -54,17 +55,23 @@ def _normal_like(key, tree):
     return jax.tree.unflatten(treedef, noise)
 
 
-def _check_key(key, name: str) -> None:
-    if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        if key.shape != ():
-            raise ValueError(
-                f"{name}(key=...) must be a single PRNG key; got a key array of shape "
-                f"{key.shape}. For an ensemble, map over keys with ds.ensemble."
-            )
+def check_key(key, where: str) -> None:
+    """`key` is one JAX PRNG key: a typed key of shape `()` (`jax.random.key`) or a raw
+    uint32 key (`jax.random.PRNGKey`: `(2,)`, or `(4,)` for the rbg implementations).
+    Traced keys are checked by their dtype and shape. `where` names the argument in the
+    messages, e.g. `"EulerMaruyama(key=...)"`. Shared with `ds.sample`."""
+    dtype, shape = getattr(key, "dtype", None), getattr(key, "shape", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        if shape == ():
+            return
+        raise ValueError(
+            f"{where} must be a single PRNG key; got a key array of shape {shape}. Pass one "
+            "key (e.g. keys[0]), or map over keys with ds.ensemble."
+        )
+    if dtype == np.uint32 and shape in ((2,), (4,)):
         return
-    if isinstance(key, jax.Array) and key.dtype == jnp.uint32 and key.shape == (2,):
-        return  # a legacy jax.random.PRNGKey
-    raise TypeError(f"{name}(key=...) must be a JAX PRNG key (jax.random.key(seed)); got {key!r}.")
+    got = f"{type(key).__name__}" + (f" of dtype {dtype} and shape {shape}" if dtype else "")
+    raise TypeError(f"{where} must be a JAX PRNG key, e.g. jax.random.key(0); got {got}.")
 
 
 def _require(system, name: str, what: str, hint: str) -> None:
@@ -86,7 +93,7 @@ class AbstractSDEIntegrator(AbstractFixedStepIntegrator):
     key: eqx.AbstractVar[PRNGKeyArray]
 
     def __check_init__(self):
-        _check_key(self.key, type(self).__name__)
+        check_key(self.key, f"{type(self).__name__}(key=...)")
 
 
 class EulerMaruyama(AbstractSDEIntegrator):
