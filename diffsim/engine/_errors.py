@@ -29,7 +29,16 @@ from ._solution import RESULTS
 class SimulationError(RuntimeError):
     """A rollout failed at run time. Subclasses say how: `NonFiniteStateError`,
     `MaxStepsError`, `StepSizeError`. The message names the step, the time and (in a
-    batch) the member; catch `ds.SimulationError` for all of them."""
+    batch) the member; catch `ds.SimulationError` for all of them.
+
+    Its parts are attributes, for callers that put the failure in their own words
+    (`ds.fit`): `headline` (what failed, the first line), `location` (step, time,
+    member), `hint` (how to fix it) and `retry` (how to get a result instead)."""
+
+    def __init__(self, headline: str, location: str = "", hint: str = "", retry: str = ""):
+        self.headline, self.location, self.hint, self.retry = headline, location, hint, retry
+        details = " ".join(part for part in (location, hint, retry) if part)
+        super().__init__(f"{headline}\n{details}" if details else headline)
 
 
 class NonFiniteStateError(SimulationError):
@@ -114,7 +123,7 @@ def raise_if_failed(traj, *, what: str = "ds.simulate", step_time=None) -> None:
         where = f"After {pick('num_steps')} steps"
     if codes.size > 1:
         where += f", in batch member {first} ({int(np.sum(codes != ok))} of {codes.size} failed)"
-    raise cls(f"{first_line(what, code)}\n{where}. {hint} {_NO_THROW}")
+    raise cls(first_line(what, code), f"{where}.", hint, _NO_THROW)
 
 
 def error_if_failed(x, result, *, what: str = "ds.simulate"):
@@ -138,4 +147,4 @@ def reraise_clean(error: Exception, *, what: str = "ds.simulate") -> None:
     for code, cls, _, hint in FAILURES:
         line = first_line(what, code)
         if line in text:
-            raise cls(f"{line}\n{hint}") from None
+            raise cls(line, hint=hint) from None

@@ -131,9 +131,11 @@ def raise_on_host(result: EnsembleResult) -> None:
     if step < 0 and code == RESULTS.nonfinite:
         headline = "its output is non-finite (NaN or inf)"
     raise cls(
-        f"{WHAT}: member {index} failed: {headline}{at}.\n{int(result.num_failed)} of "
-        f"{result.num_members} members failed; throw=False keeps the others and reports "
-        f"the failures in result.failed_indices and failed_steps. {hint}"
+        f"{WHAT}: member {index} failed: {headline}{at}.",
+        f"{int(result.num_failed)} of {result.num_members} members failed.",
+        hint,
+        "throw=False keeps the others and reports the failures in result.failed_indices "
+        "and failed_steps.",
     )
 
 

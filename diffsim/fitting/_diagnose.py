@@ -14,16 +14,12 @@ Contract: `explain_start` always raises; `explain_stop` raises the simulation's 
 when there is one at the point reached or at the solver's next trial point, else returns.
 """
 
-import re
-
 import jax
 import numpy as np
 
 from ..engine import SimulationError
 
 _SIMULATION_HINT = "(max_steps=, dt, the integrator: those of the model's ds.simulate call.)"
-# The engine's pointer to simulate's own throw=False, which is not the fit's.
-_SIMULATE_THROW = re.compile(r"\s*throw=False returns traj\.result[^.]*\.")
 
 
 def explain_start(model, params0, observed, loss, prior):
@@ -78,13 +74,12 @@ def _run(model, params, context: str):
     try:
         return model(params)
     except SimulationError as error:
-        cause = _SIMULATE_THROW.sub("", str(error))
-        message = f"ds.fit: {context}:\n{cause}\n{_SIMULATION_HINT}"
-        try:
-            replacement = type(error)(message)
-        except Exception:  # a subclass with an __init__ of its own
-            replacement = SimulationError(message)
-        raise replacement from error
+        # The simulation's own failure without its pointer to simulate's throw=False,
+        # which is not the fit's.
+        details = " ".join(part for part in (error.location, error.hint) if part)
+        raise type(error)(
+            f"ds.fit: {context}:\n{error.headline}", details, _SIMULATION_HINT
+        ) from error
 
 
 def _check_finite_prediction(prediction, observed) -> None:
