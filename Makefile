@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-slow bench lint clean
+.PHONY: install demo test test-slow test-min test-browser docs docs-serve bench lint clean
 
 # `make` alone installs the package and its test tools into .venv.
 .DEFAULT_GOAL := install
@@ -14,7 +14,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,docs]"
 	touch $@
 
 install: $(VENV)/.installed-test
@@ -29,6 +29,26 @@ test: $(VENV)/.installed-test
 test-slow: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q -n 2 -m slow
 
+# The documentation site, from docs/ and the docstrings, into site/; any warning fails it.
+docs: $(VENV)/.installed-test
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: $(VENV)/.installed-test
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
+# The lowest versions pyproject.toml declares, in their own venv (.venv-min): installs
+# exactly those (tests/min_versions.py reads them from pyproject.toml) and runs the smoke
+# tests, the README's examples and a scenario.
+test-min: | $(BIN)/python
+	$(BIN)/python tests/min_versions.py --venv .venv-min
+	.venv-min/bin/python -m pytest -q -p no:cacheprovider tests/test_smoke_min.py tests/test_readme.py
+
+# A real browser loads the built site (tests/docs/test_browser.py). Needs Debian's
+# chromium and chromium-driver: apt-get install chromium chromium-driver.
+test-browser: $(VENV)/.installed-test
+	$(BIN)/python -m pip install --quiet "selenium>=4.20"
+	DIFFSIM_BROWSER_TEST=required $(BIN)/python -m pytest -q -p no:xdist -m slow tests/docs/test_browser.py
+
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/rollout.py
 	$(BIN)/python benchmarks/gradients.py
@@ -39,4 +59,4 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check diffsim tests benchmarks scenarios
 
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) .venv-min out site .pytest_cache

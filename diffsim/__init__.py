@@ -2,85 +2,19 @@
 
 ```python
 import diffsim as ds
-traj = ds.simulate(ds.systems.Pendulum(length=1.0), y0, t1=10.0, dt=0.01)
+pendulum = ds.systems.Pendulum(length=1.0)
+traj = ds.simulate(pendulum, pendulum.initial_state(1.0), t1=10.0, dt=0.01)
 ```
+
+The public names are listed once, in `__init__.pyi`, and loaded on first use
+(SPEC 1, `lazy_loader.attach_stub`): `import diffsim` does not import JAX, so the
+`diffsim` command answers `--version`, `--help` and `list` at once, while `ds.simulate`
+and the rest import what they need when first touched. Set `EAGER_IMPORT=1` to load
+everything at import time (an import error then shows at once).
 """
 
-from . import systems as systems
-from .engine import (
-    BAOAB as BAOAB,
-    RESULTS as RESULTS,
-    RK4 as RK4,
-    AbstractAdaptiveIntegrator as AbstractAdaptiveIntegrator,
-    AbstractAdjoint as AbstractAdjoint,
-    AbstractExplicitRK as AbstractExplicitRK,
-    AbstractFixedStepIntegrator as AbstractFixedStepIntegrator,
-    AbstractIntegrator as AbstractIntegrator,
-    AbstractSDEIntegrator as AbstractSDEIntegrator,
-    Backsolve as Backsolve,
-    Boris as Boris,
-    Checkpointed as Checkpointed,
-    Direct as Direct,
-    Dopri8 as Dopri8,
-    Euler as Euler,
-    EulerMaruyama as EulerMaruyama,
-    EventStep as EventStep,
-    Kvaerno5 as Kvaerno5,
-    Leapfrog as Leapfrog,
-    MaxStepsError as MaxStepsError,
-    NonFiniteStateError as NonFiniteStateError,
-    Reversible as Reversible,
-    SaveAt as SaveAt,
-    SemiImplicitEuler as SemiImplicitEuler,
-    SimulationError as SimulationError,
-    StepSizeError as StepSizeError,
-    Trajectory as Trajectory,
-    Tsit5 as Tsit5,
-    Tsit5Fixed as Tsit5Fixed,
-    Yoshida4 as Yoshida4,
-    simulate as simulate,
-)
-from .ensembles import (
-    MAX_REPORTED_FAILURES as MAX_REPORTED_FAILURES,
-    AbstractDesign as AbstractDesign,
-    AbstractDistribution as AbstractDistribution,
-    AbstractReducer as AbstractReducer,
-    Count as Count,
-    CountStats as CountStats,
-    EnsembleResult as EnsembleResult,
-    Histogram as Histogram,
-    HistogramStats as HistogramStats,
-    LatinHypercube as LatinHypercube,
-    LogUniform as LogUniform,
-    MinMax as MinMax,
-    MinMaxStats as MinMaxStats,
-    Moments as Moments,
-    MomentStats as MomentStats,
-    MonteCarlo as MonteCarlo,
-    Normal as Normal,
-    Quantiles as Quantiles,
-    Sobol as Sobol,
-    Uniform as Uniform,
-    ensemble as ensemble,
-    grid as grid,
-    sample as sample,
-)
-from .fitting import (
-    FitResult as FitResult,
-    IdentifiabilityWarning as IdentifiabilityWarning,
-    TrajectoryModel as TrajectoryModel,
-    fit as fit,
-)
-from .ml import (
-    TrainStep as TrainStep,
-    make_train_step as make_train_step,
-)
-from .systems import (
-    AbstractMechanicalSystem as AbstractMechanicalSystem,
-    AbstractSystem as AbstractSystem,
-    MechanicalSystem as MechanicalSystem,
-    ODESystem as ODESystem,
-    PhaseState as PhaseState,
-)
+import lazy_loader as _lazy
 
-__version__ = "0.1.0"
+from ._version import __version__ as __version__
+
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

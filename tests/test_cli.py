@@ -142,3 +142,34 @@ def test_scenarios_from_package_data(tmp_path, monkeypatch, capsys):
     assert "(package data)" in out
     assert cli.main(["bench"]) == 2  # benchmarks are not shipped
     assert "source checkout" in capsys.readouterr().err
+
+
+def test_the_command_does_not_import_jax():
+    """`diffsim --version`, `--help` and `list` answer without importing JAX (diffsim's
+    names load lazily), so they take a fraction of a second, not seconds."""
+    code = (
+        "import sys; from diffsim import cli\n"
+        "for argv in (['--version'], ['--help'], ['run', '--help']):\n"
+        "    try: cli.main(argv)\n"
+        "    except SystemExit: pass\n"
+        "cli.main(['list'])\n"
+        "assert 'jax' not in sys.modules, sorted(m for m in sys.modules if 'jax' in m)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "pendulum_demo" in out.stdout
+    # `python -m diffsim` is the same command.
+    out = subprocess.run([sys.executable, "-m", "diffsim", "--version"], capture_output=True,
+                         text=True)
+    assert out.stdout.strip() == f"diffsim {diffsim.__version__}"
+
+
+def test_lazy_names_are_the_public_api():
+    """The lazily loaded names are what `dir(ds)` lists, each resolves, and an unknown
+    name is an AttributeError naming it."""
+    names = set(dir(diffsim))
+    assert {"simulate", "ensemble", "fit", "systems", "SaveAt", "__version__"} <= names
+    for name in diffsim.__all__:
+        assert getattr(diffsim, name) is not None
+    with pytest.raises(AttributeError, match="simulat"):
+        diffsim.simulat  # noqa: B018

@@ -1,21 +1,21 @@
 """The README's example code runs as written, so it cannot go stale.
 
 Every ```python block runs, in order, in one namespace (as a reader would paste them). A
-sketch that is not meant to run on its own (it uses data the reader brings) is fenced
-```python no-test instead: GitHub still highlights it as Python.
+sketch that is not meant to run on its own (it uses data the reader brings) starts with a
+`# not run:` line saying why, the convention of the docs site (tests/docs/examples.py).
 """
 
-import re
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+
+from .docs.examples import code_blocks
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def test_readme_examples_run(capsys):
-    fences = re.findall(r"```python([^\n]*)\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
-    blocks = [code for info, code in fences if "no-test" not in info.split()]
+    blocks = code_blocks(README.read_text(encoding="utf-8"))
     assert blocks, "README.md has no runnable ```python block"
     namespace: dict = {}
     for i, code in enumerate(blocks):
