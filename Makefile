@@ -37,9 +37,9 @@ docs-serve: $(VENV)/.installed-test
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 # The lowest versions pyproject.toml declares, in their own venv (.venv-min): installs
-# exactly those (tests/min_versions.py reads them from pyproject.toml) and runs the smoke
+# exactly those (tests/min_versions.py reads them from the installed package's metadata) and runs the smoke
 # tests, the README's examples and a scenario.
-test-min: | $(BIN)/python
+test-min: $(VENV)/.installed-test
 	$(BIN)/python tests/min_versions.py --venv .venv-min
 	.venv-min/bin/python -m pytest -q -p no:cacheprovider tests/test_smoke_min.py tests/test_readme.py
 

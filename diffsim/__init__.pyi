@@ -2,7 +2,6 @@
 builder; at run time `diffsim/__init__.py` loads them lazily from this list
 (lazy_loader.attach_stub), so `import diffsim` and the `diffsim` command stay fast."""
 
-
 from . import systems as systems
 from .engine import (
     BAOAB as BAOAB,

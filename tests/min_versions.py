@@ -1,17 +1,17 @@
 """Install diffsim with the lowest versions pyproject.toml declares, in its own venv.
 
 `make test-min` runs this, then the smoke tests (tests/test_smoke_min.py) in that venv.
-Each `name>=X` of `[project] dependencies` is installed as `name==X`, so the floors a
+Each `name>=X` of pyproject.toml's `[project] dependencies` is installed as `name==X`, so the floors a
 user reads are the versions that were tested; `jax[...]` extras and markers are not used.
 
     python tests/min_versions.py --venv .venv-min
 """
 
 import argparse
+import importlib.metadata
 import re
 import subprocess
 import sys
-import tomllib
 import venv
 from pathlib import Path
 
@@ -21,9 +21,11 @@ ROOT = Path(__file__).resolve().parents[1]
 _FLOOR = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*>=\s*([^,;\s]+)\s*$")
 
 
-def floors(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
-    """`["jax==0.7.0", ...]`: every dependency pinned at its declared floor."""
-    deps = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["dependencies"]
+def floors(distribution: str = "diffsim-jax") -> list[str]:
+    """`["jax==0.7.2", ...]`: every dependency pinned at its declared floor, read from the
+    installed (editable) package's metadata, which pip wrote from pyproject.toml."""
+    requires = importlib.metadata.requires(distribution) or []
+    deps = [d for d in requires if "extra ==" not in d]
     pins = []
     for dep in deps:
         match = _FLOOR.match(dep)

@@ -159,8 +159,9 @@ def test_the_command_does_not_import_jax():
     assert out.returncode == 0, out.stderr
     assert "pendulum_demo" in out.stdout
     # `python -m diffsim` is the same command.
-    out = subprocess.run([sys.executable, "-m", "diffsim", "--version"], capture_output=True,
-                         text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "diffsim", "--version"], capture_output=True, text=True
+    )
     assert out.stdout.strip() == f"diffsim {diffsim.__version__}"
 
 

@@ -313,6 +313,69 @@ def test_parameter_corner():
         dsplot.parameter_corner(mean, cov[:2, :2])
 
 
+def test_parameter_corner_legend_names_the_sigma_ellipses():
+    mean = np.array([1.0, 0.2, 5.0])
+    cov = np.diag([0.01, 0.001, 0.5]) + 0.002 * (1 - np.eye(3))
+    samples = np.random.default_rng(0).multivariate_normal(mean, cov, 500)
+    fig = dsplot.parameter_corner(mean, cov, samples=samples, truth=mean)
+    (legend,) = fig.legends  # one legend for the grid, not one per panel
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "samples",
+        "mean",
+        "1σ ellipse (39%)",
+        "2σ ellipse (86%)",
+        "truth",
+    ]
+    assert all(ax.get_legend() is None for ax in fig.axes)
+    # The entries are the drawn ellipses themselves: radius 1 solid, radius 2 dashed.
+    pair = fig.axes[1]
+    one, two = [ln for ln in pair.get_lines() if not ln.get_label().startswith("_")][:2]
+    assert (one.get_label(), one.get_linestyle()) == ("1σ ellipse (39%)", "-")
+    assert (two.get_label(), two.get_linestyle()) == ("2σ ellipse (86%)", "--")
+    spread = np.ptp(two.get_xdata()) / np.ptp(one.get_xdata())
+    assert abs(spread - 2.0) < 1e-9
+    # It sits in the empty upper triangle: right of the top-left panel, at its top.
+    fig.canvas.draw()
+    box = legend.get_window_extent()
+    top_left = fig.axes[0].get_window_extent()
+    assert box.x0 > top_left.x1 and box.y1 <= top_left.y1 + 1
+
+    # Only what is drawn is named; one parameter has its legend in its only panel.
+    fig = dsplot.parameter_corner(mean[:2], cov[:2, :2])
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
+        "mean",
+        "1σ ellipse (39%)",
+        "2σ ellipse (86%)",
+    ]
+    fig = dsplot.parameter_corner(mean[:1], samples=samples[:, :1], truth=mean[:1])
+    assert not fig.legends
+    assert _legend_texts(fig.axes[0]) == ["samples", "truth"]
+
+
+def test_axis_labels_are_never_empty():
+    """Every panel a figure function makes names its quantities (a caller replaces the
+    generic names with units); a top panel sharing its time axis needs no x label."""
+    pendulum, traj = _pendulum_traj()
+    ts = np.asarray(traj.ts)
+    figures = {
+        "trajectory": dsplot.trajectory(traj),
+        "phase_portrait": dsplot.phase_portrait(traj),
+        "energy_drift": dsplot.energy_drift({"RK4": (pendulum, traj)}),
+        "ensemble_band": dsplot.ensemble_band(ts, np.stack([ts - 1, ts, ts + 1])),
+    }
+    for name, fig in figures.items():
+        (ax,) = fig.axes
+        assert ax.get_xlabel() and ax.get_ylabel(), name
+    top, bottom = dsplot.fit_residuals(ts, np.asarray(traj.ys.q), np.asarray(traj.ys.q)).axes
+    assert top.get_ylabel() and bottom.get_xlabel() and bottom.get_ylabel()
+    mean, cov = np.array([1.0, 0.2]), np.diag([0.01, 0.001])
+    fig = dsplot.parameter_corner(mean, cov, names=["L (m)", "c (1/s)"])
+    bottom_row = [ax for ax in fig.axes if ax.get_subplotspec().is_last_row()]
+    assert [ax.get_xlabel() for ax in bottom_row] == ["L (m)", "c (1/s)"]
+    first_column = [ax for ax in fig.axes[1:] if ax.get_subplotspec().is_first_col()]
+    assert [ax.get_ylabel() for ax in first_column] == ["c (1/s)"]
+
+
 def test_animations_save_gifs(tmp_path):
     from matplotlib.animation import FuncAnimation
 

@@ -29,7 +29,7 @@ def test_gradients_match_finite_differences(adjoint):
     integrator = ds.Leapfrog() if isinstance(adjoint, ds.Reversible) else ds.RK4()
     g = jax.grad(lambda L: _final_angle(L, adjoint, integrator)[0])(1.2)
     h = 1e-5
-    fd = (_final_angle(1.2 + h, adjoint, integrator) - _final_angle(1.2 - h, adjoint, integrator))
+    fd = _final_angle(1.2 + h, adjoint, integrator) - _final_angle(1.2 - h, adjoint, integrator)
     assert np.isclose(g, fd[0] / (2 * h), rtol=1e-4)
 
 

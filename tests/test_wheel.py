@@ -71,14 +71,25 @@ def test_wheel_in_a_fresh_venv_runs_a_scenario(wheel, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     where = subprocess.run(
         [str(python), "-c", "import diffsim; print(diffsim.__file__)"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, check=True,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert where.stdout.startswith(str(target)), where.stdout
-    listed = subprocess.run(command + ["list"], cwd=tmp_path, env=env, capture_output=True,
-                            text=True, check=True)
+    listed = subprocess.run(
+        command + ["list"], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+    )
     assert "pendulum_demo" in listed.stdout and "(package data)" in listed.stdout
     out = tmp_path / "out"
-    run = subprocess.run(command + ["run", "fit_pendulum", "--smoke", "--out", str(out)],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        command + ["run", "fit_pendulum", "--smoke", "--out", str(out)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert (out / "fit_pendulum.png").stat().st_size > 0
