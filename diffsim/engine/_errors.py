@@ -33,7 +33,21 @@ class SimulationError(RuntimeError):
 
     Its parts are attributes, for callers that put the failure in their own words
     (`ds.fit`): `headline` (what failed, the first line), `location` (step, time,
-    member), `hint` (how to fix it) and `retry` (how to get a result instead)."""
+    member), `hint` (how to fix it) and `retry` (how to get a result instead).
+
+    **Example:** $\\dot y = y^2$ from $y(0) = 1$ has the solution $1/(1 - t)$, infinite at
+    $t = 1$:
+
+    ```python
+    blowup = ds.ODESystem(lambda t, y, p: y**2, None)
+    try:
+        ds.simulate(blowup, jnp.array(1.0), t1=2.0, dt=0.01)
+    except ds.SimulationError as e:
+        print(type(e).__name__)  # NonFiniteStateError
+        print(e.headline)  # ds.simulate: the state became non-finite (NaN or inf).
+        print(e.location)  # At step 101 (t = 1.02).
+    ```
+    """
 
     def __init__(self, headline: str, location: str = "", hint: str = "", retry: str = ""):
         self.headline, self.location, self.hint, self.retry = headline, location, hint, retry
@@ -43,15 +57,58 @@ class SimulationError(RuntimeError):
 
 class NonFiniteStateError(SimulationError):
     """The state became NaN or inf (an explicit integrator past its stability limit,
-    unphysical parameters, a singularity)."""
+    unphysical parameters, a singularity).
+
+    **Example:** $\\dot y = y^2$ from $y(0) = 1$ has the solution $1/(1 - t)$, infinite at
+    $t = 1$:
+
+    ```python
+    blowup = ds.ODESystem(lambda t, y, p: y**2, None)
+    try:
+        ds.simulate(blowup, jnp.array(1.0), t1=2.0, dt=0.01)
+    except ds.NonFiniteStateError as e:
+        print(e)  # what failed; then the step, the time and how to fix it
+
+    # Or, without raising (as an ensemble would):
+    traj = ds.simulate(blowup, jnp.array(1.0), t1=2.0, dt=0.01, throw=False)
+    print(traj.result == ds.RESULTS.nonfinite)  # True
+    print(traj.stats["nonfinite_step"])  # 101: the first step to end non-finite
+    ```
+    """
 
 
 class MaxStepsError(SimulationError):
-    """An adaptive solve used `max_steps` steps before reaching `t1`."""
+    """An adaptive solve used `max_steps` steps before reaching `t1`.
+
+    **Example:**
+
+    ```python
+    pendulum = ds.systems.Pendulum(length=1.0)
+    try:
+        ds.simulate(pendulum, pendulum.initial_state(0.5), t1=10.0, integrator=ds.Tsit5(),
+                    max_steps=10)
+    except ds.MaxStepsError as e:
+        print(e.headline)  # ds.simulate: the adaptive solve reached max_steps before t1.
+        print(e.location)  # After 10 steps.
+    ```
+    """
 
 
 class StepSizeError(SimulationError):
-    """An adaptive solve failed: its step size collapsed or its implicit solve diverged."""
+    """An adaptive solve failed: its step size collapsed or its implicit solve diverged.
+
+    **Example:** catch it with `ds.MaxStepsError`, the other way an adaptive solve fails.
+    Towards the singularity of $\\dot y = y^2$ at $t = 1$ the steps shrink without end;
+    with no minimum step size set, that ends at `max_steps`:
+
+    ```python
+    blowup = ds.ODESystem(lambda t, y, p: y**2, None)  # y = 1 / (1 - t)
+    try:
+        ds.simulate(blowup, jnp.array(1.0), t1=2.0, integrator=ds.Tsit5(), max_steps=256)
+    except (ds.StepSizeError, ds.MaxStepsError) as e:
+        print(type(e).__name__)  # MaxStepsError
+    ```
+    """
 
 
 # What failed (the first line, the same eagerly and under jit) and how to fix it.

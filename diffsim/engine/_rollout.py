@@ -71,16 +71,19 @@ def simulate(
       values of `t0`, `t1`, `dt` must be concrete (not traced). With `n_steps`, `t0` and `dt`
       may be traced and differentiated.
     - `dt`: the step size (fixed step) or initial step (adaptive).
-    - `integrator`: `ds.RK4()` (default), `ds.Euler()`, `ds.SemiImplicitEuler()`,
-      `ds.Leapfrog()`, `ds.Yoshida4()`, `ds.Tsit5Fixed()`, `ds.Boris()` (charged
-      particles), `ds.EulerMaruyama()` and `ds.BAOAB()` (stochastic systems),
-      `ds.EventStep()` (systems with a guard and reset); adaptive: `ds.Tsit5()`,
-      `ds.Dopri8()`, `ds.Kvaerno5()`.
+    - `integrator`: fixed step: `ds.RK4()` (default), `ds.Euler()`,
+      `ds.SemiImplicitEuler()`, `ds.Leapfrog()`, `ds.Yoshida4()`, `ds.Tsit5Fixed()`,
+      `ds.Boris()` (charged particles), `ds.EulerMaruyama(key=...)` and
+      `ds.BAOAB(key=...)` (stochastic systems), `ds.EventStep()` (systems with a guard
+      and reset); adaptive: `ds.Tsit5()`, `ds.Dopri8()`, `ds.Kvaerno5()`. Your own: a
+      subclass of `ds.AbstractFixedStepIntegrator` (or `ds.AbstractExplicitRK`, from a
+      Butcher tableau), `ds.AbstractSDEIntegrator` or `ds.AbstractAdaptiveIntegrator`.
     - `saveat`: a `ds.SaveAt`; default `SaveAt(t1=True)`, the final state only.
     - `adjoint`: how reverse-mode gradients flow: `ds.Checkpointed()` (default,
       O(sqrt(n)) memory), `ds.Direct()` (stores every step), `ds.Reversible()` (O(1)
       memory, time-reversible integrators and velocity-independent forces) or
-      `ds.Backsolve()` (adaptive integrators only, diffrax's continuous adjoint).
+      `ds.Backsolve()` (adaptive integrators only, diffrax's continuous adjoint); or a
+      subclass of `ds.AbstractAdjoint`.
     - `max_steps`: the step limit for adaptive integrators (default 4096); a fixed-step
       rollout longer than this raises.
     - `throw`: on a failure at run time raise the `ds.SimulationError` subclass for it:
@@ -110,6 +113,17 @@ def simulate(
     traj = ds.simulate(pendulum, y0, t1=10.0, dt=0.01, integrator=ds.Leapfrog(),
                        saveat=ds.SaveAt(every=10))
     traj.ys.q.shape  # (101,)
+    ```
+
+    Gradients flow to the system's fields and to `y0` (here $\\partial q(1) / \\partial L$):
+
+    ```python
+    def final_angle(length):
+        pendulum = ds.systems.Pendulum(length=length)
+        traj = ds.simulate(pendulum, pendulum.initial_state(0.5), t1=1.0, dt=0.01)
+        return traj.ys.q[-1]
+
+    print(jax.grad(final_angle)(1.0))  # 0.04450...
     ```
     """
     _checks.check_strategies(integrator, saveat, adjoint, max_steps)

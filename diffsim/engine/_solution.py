@@ -8,7 +8,23 @@ from jaxtyping import Array, Float, Int, PyTree
 
 class RESULTS(eqx.Enumeration):
     """How a rollout ended. With `throw=False`, `traj.result` holds one of these; compare
-    with `traj.result == ds.RESULTS.successful` (works under `vmap`)."""
+    with `traj.result == ds.RESULTS.successful` (works under `vmap`).
+
+    The codes: `successful`, `nonfinite` (`ds.NonFiniteStateError` with `throw=True`),
+    `max_steps_reached` (`ds.MaxStepsError`) and `adaptive_failed` (`ds.StepSizeError`).
+
+    **Example:** $\\dot y = y^2$ from $y_0$ is infinite at $t = 1/y_0$:
+
+    ```python
+    blowup = ds.ODESystem(lambda t, y, p: y**2, None)
+
+    def succeeded(y0):
+        traj = ds.simulate(blowup, y0, t1=1.5, dt=0.01, throw=False)
+        return traj.result == ds.RESULTS.successful
+
+    print(jax.vmap(succeeded)(jnp.array([0.2, 0.5, 1.0])))  # [ True  True False]: 1/1.0 < t1
+    ```
+    """
 
     successful = ""
     nonfinite = (
@@ -32,6 +48,18 @@ class Trajectory(eqx.Module):
     - `result`: a `ds.RESULTS` code; always `successful` when `throw=True`.
     - `stats`: a dict of int arrays: `num_steps`, and `nonfinite_step` (the first step whose
       output was non-finite, or -1) for fixed-step rollouts.
+
+    **Example:**
+
+    ```python
+    pendulum = ds.systems.Pendulum(length=1.0)
+    traj = ds.simulate(pendulum, pendulum.initial_state(0.5), t1=1.0, dt=0.01,
+                       saveat=ds.SaveAt(every=50))
+    print(traj.ts)  # [0.  0.5 1. ]
+    print(traj.ys.q)  # [ 0.5  0.0147 -0.4992]
+    print(traj.result == ds.RESULTS.successful)  # True
+    print(traj.stats["num_steps"])  # 100
+    ```
     """
 
     ts: Float[Array, " n_saved"]

@@ -18,7 +18,24 @@ from jaxtyping import Array, ArrayLike, Float
 
 
 class AbstractDistribution(eqx.Module):
-    """A distribution of one scalar, given by its inverse CDF on `[0, 1)`."""
+    """A distribution of one scalar, given by its inverse CDF on `[0, 1)`: subclasses
+    implement `from_unit(u)`, and every design (`ds.MonteCarlo`, `ds.LatinHypercube`,
+    `ds.Sobol`) then works with them.
+
+    **Example:**
+
+    ```python
+    class Exponential(ds.AbstractDistribution):
+        rate: float
+
+        def from_unit(self, u):
+            return -jnp.log1p(-u) / self.rate
+
+    batch = ds.sample(jax.random.key(0), ds.systems.Pendulum(length=1.0), 1000,
+                      where=lambda p: p.damping, dist=Exponential(rate=10.0))
+    print(batch.damping.mean())  # about 0.1 = 1 / rate
+    ```
+    """
 
     @abc.abstractmethod
     def from_unit(self, u: Float[Array, "..."]) -> Float[Array, "..."]:
@@ -68,7 +85,14 @@ def _check_range(name: str, low, high, positive: bool = False) -> None:
 class Uniform(AbstractDistribution):
     """Uniform on `[low, high)`.
 
-    **Example:** `ds.sample(key, ds.systems.Lorenz(), 1000, where=lambda s: s.rho, dist=ds.Uniform(0.0, 21.0))`
+    **Example:**
+
+    ```python
+    print(ds.Uniform(0.0, 21.0).from_unit(jnp.array([0.0, 0.5])))  # [ 0.  10.5]
+    systems = ds.sample(jax.random.key(0), ds.systems.Lorenz(), 1000,
+                        where=lambda s: s.rho, dist=ds.Uniform(0.0, 21.0))
+    print(systems.rho.shape)  # (1000,)
+    ```
     """
 
     low: Float[ArrayLike, "..."]
@@ -83,7 +107,17 @@ class Uniform(AbstractDistribution):
 
 class LogUniform(AbstractDistribution):
     """Uniform in $\\log x$ on `[low, high)` (`0 < low < high`): for scale parameters that
-    span decades (rates, stiffnesses, damping)."""
+    span decades (rates, stiffnesses, damping).
+
+    **Example:**
+
+    ```python
+    print(ds.LogUniform(1.0, 100.0).from_unit(jnp.array([0.0, 0.5])))  # [ 1. 10.]
+    batch = ds.sample(jax.random.key(0), ds.systems.Pendulum(length=1.0), 1000,
+                      where=lambda p: p.damping, dist=ds.LogUniform(0.01, 1.0))
+    print(jnp.median(batch.damping))  # about 0.1: the geometric middle
+    ```
+    """
 
     low: Float[ArrayLike, "..."]
     high: Float[ArrayLike, "..."]
@@ -97,7 +131,17 @@ class LogUniform(AbstractDistribution):
 
 
 class Normal(AbstractDistribution):
-    """Normal with mean `mean` and standard deviation `std` (> 0), by the inverse CDF."""
+    """Normal with mean `mean` and standard deviation `std` (> 0), by the inverse CDF.
+
+    **Example:**
+
+    ```python
+    print(ds.Normal(10.0, 2.0).from_unit(jnp.array([0.5, 0.8413447])))  # about [10. 12.]
+    batch = ds.sample(jax.random.key(0), ds.systems.Pendulum(length=1.0), 1000,
+                      where=lambda p: p.length, dist=ds.Normal(1.0, 0.05))
+    print(batch.length.std())  # about 0.05
+    ```
+    """
 
     mean: Float[ArrayLike, "..."]
     std: Float[ArrayLike, "..."]

@@ -47,7 +47,35 @@ def map_floating(f, *trees):
 
 
 class AbstractReducer(eqx.Module):
-    """Anything accepted as `ds.ensemble(..., reduce=...)`; see the module docstring."""
+    """Anything accepted as `ds.ensemble(..., reduce=...)`: a stateless module with
+    `init(example) -> state`, `update(state, values, mask) -> state`, an associative
+    `merge(a, b) -> state` and `finalize(state) -> statistics` (see the module
+    docstring). Non-floating leaves of the output reach it as `None`.
+
+    **Example:**
+
+    ```python
+    class Sum(ds.AbstractReducer):  # the sum over members of every output element
+        def init(self, example):
+            return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), example)
+
+        def update(self, state, values, mask):
+            def add(total, x):  # x: (chunk, ...); mask: (chunk,)
+                keep = mask.reshape(mask.shape + (1,) * (x.ndim - 1))
+                return total + jnp.sum(jnp.where(keep, x, 0), axis=0)
+
+            return jax.tree.map(add, state, values)
+
+        def merge(self, a, b):
+            return jax.tree.map(jnp.add, a, b)
+
+        def finalize(self, state):
+            return state
+
+    res = ds.ensemble(lambda x: x**2, jnp.arange(4.0), batch_size=3, reduce=Sum())
+    print(res.values)  # 14.0 = 0 + 1 + 4 + 9
+    ```
+    """
 
     @abc.abstractmethod
     def init(self, example: PyTree[jax.ShapeDtypeStruct | None]) -> Any:
@@ -89,7 +117,26 @@ def _chan_m2(n_a, mean_a, m2_a, n_b, mean_b, m2_b):
 
 class MomentStats(eqx.Module):
     """What `Moments` returns: `count` members, and trees like the output for `mean`,
-    `variance` (with `ddof`) and `std`."""
+    `variance` (with `ddof`) and `std`.
+
+    **Example:** Monte Carlo estimates of the Ornstein-Uhlenbeck process at `t = 1`,
+    against the exact ones.
+
+    ```python
+    ou = ds.systems.OrnsteinUhlenbeck(theta=1.0, sigma=0.5)
+
+    def final(key):
+        em = ds.EulerMaruyama(key=key)
+        return ds.simulate(ou, jnp.array(1.0), t1=1.0, dt=0.01, integrator=em).ys[-1]
+
+    keys = jax.random.split(jax.random.key(0), 1000)
+    stats = ds.ensemble(final, keys, reduce=ds.Moments()).values
+    print(stats.count)  # 1000
+    print(stats.mean, ou.mean(1.0, 1.0))  # both about 0.37
+    print(stats.variance, ou.variance(1.0))  # both about 0.11
+    print(stats.std)  # about 0.34
+    ```
+    """
 
     count: Int[Array, ""]
     mean: PyTree[Array]
@@ -118,8 +165,14 @@ class Moments(AbstractReducer):
     **Example:**
 
     ```python
-    res = ds.ensemble(lambda rho: run(rho).ys[-1], rhos, batch_size=4096, reduce=ds.Moments())
-    res.values.mean, res.values.std   # each of shape (3,)
+    y0 = jnp.array([1.0, 1.0, 1.0])
+
+    def final_state(rho):
+        return ds.simulate(ds.systems.Lorenz(rho=rho), y0, t1=1.0, dt=0.01).ys[-1]
+
+    rhos = jnp.linspace(20.0, 30.0, 64)
+    res = ds.ensemble(final_state, rhos, batch_size=16, reduce=ds.Moments(ddof=1))
+    res.values.mean, res.values.std  # each of shape (3,)
     ```
     """
 
@@ -175,7 +228,23 @@ class Moments(AbstractReducer):
 
 
 class MinMaxStats(eqx.Module):
-    """What `MinMax` returns: trees like the output (`+inf`/`-inf` when no member counted)."""
+    """What `MinMax` returns: trees like the output (`+inf`/`-inf` when no member counted).
+
+    **Example:** the envelope of pendulums released at angles from 0.1 to 0.5 rad.
+
+    ```python
+    pendulum = ds.systems.Pendulum(length=1.0)
+
+    def swing(angle):  # the angle every 0.01 s for 2 s: shape (201,)
+        saveat = ds.SaveAt(every=1)
+        return ds.simulate(pendulum, pendulum.initial_state(angle), t1=2.0, dt=0.01,
+                           saveat=saveat).ys.q
+
+    envelope = ds.ensemble(swing, jnp.linspace(0.1, 0.5, 5), reduce=ds.MinMax()).values
+    print(envelope.min.shape)  # (201,): one value per saved time
+    print(envelope.max[0], envelope.min[0])  # 0.5 0.1: the release angles
+    ```
+    """
 
     min: PyTree[Array]
     max: PyTree[Array]
@@ -184,7 +253,19 @@ class MinMaxStats(eqx.Module):
 class MinMax(AbstractReducer):
     """Streaming elementwise minimum and maximum over members.
 
-    **Example:** `ds.ensemble(fn, xs, reduce=ds.MinMax()).values.max`
+    **Returns** (from `ensemble`): a `MinMaxStats` with `min` and `max`.
+
+    **Example:**
+
+    ```python
+    pendulum = ds.systems.Pendulum(length=1.0)
+
+    def final_angle(angle):
+        return ds.simulate(pendulum, pendulum.initial_state(angle), t1=1.0, dt=0.01).ys.q
+
+    res = ds.ensemble(final_angle, jnp.linspace(0.1, 0.5, 5), reduce=ds.MinMax())
+    print(res.values.min, res.values.max)  # [-0.49...] [-0.099...]: about half a swing
+    ```
     """
 
     def init(self, example):
@@ -210,7 +291,26 @@ class MinMax(AbstractReducer):
 
 class CountStats(eqx.Module):
     """What `Count` returns: `total` members counted, and `count` / `fraction` of them for
-    which the predicate held (shaped like the predicate's output)."""
+    which the predicate held (shaped like the predicate's output); `None` for both
+    without a predicate.
+
+    **Example:**
+
+    ```python
+    pendulum = ds.systems.Pendulum(length=1.0)
+
+    def swing(angle):  # the angle every 0.01 s for 1 s: shape (101,)
+        saveat = ds.SaveAt(every=1)
+        return ds.simulate(pendulum, pendulum.initial_state(angle), t1=1.0, dt=0.01,
+                           saveat=saveat).ys.q
+
+    past_bottom = ds.Count(lambda q: q < 0)
+    stats = ds.ensemble(swing, jnp.linspace(0.1, 1.0, 10), reduce=past_bottom).values
+    print(stats.total)  # 10
+    print(stats.count.shape)  # (101,): per saved time
+    print(stats.fraction[0], stats.fraction[-1])  # 0.0 1.0: after about half a period
+    ```
+    """
 
     total: Int[Array, ""]
     count: Int[Array, "..."] | None
@@ -230,9 +330,16 @@ class Count(AbstractReducer):
     **Example:**
 
     ```python
-    escaped = ds.Count(lambda y: jnp.abs(y[-1, 0]) > 10.0)
-    res = ds.ensemble(fn, rhos, reduce=escaped)
-    res.values.fraction        # the fraction of members whose final x left [-10, 10]
+    pendulum = ds.systems.Pendulum(length=1.0)
+
+    def final_angle(omega0):  # launched from the bottom at omega0 rad/s
+        y0 = pendulum.initial_state(0.0, omega0)
+        return ds.simulate(pendulum, y0, t1=2.0, dt=0.01).ys.q[-1]
+
+    over_the_top = ds.Count(lambda q: jnp.abs(q) > jnp.pi)
+    res = ds.ensemble(final_angle, jnp.linspace(0.0, 8.0, 101), reduce=over_the_top)
+    print(res.values.count)  # 22: those launched faster than 2 sqrt(g / L) = 6.26 rad/s
+    print(res.values.fraction)  # 0.2178...
     ```
     """
 

@@ -32,6 +32,20 @@ class EnsembleResult(eqx.Module):
     - `failed_results`: `(k,)` a `ds.RESULTS` code per failed member (`successful` for
       padding): `nonfinite`, `max_steps_reached`, `adaptive_failed`.
     - `failed`: `(num_members,)` booleans without `reduce`, else `None`.
+
+    **Example:** RK4 is unstable for `omega * dt > 2.79`, so two members blow up.
+
+    ```python
+    def rollout(omega):
+        osc = ds.systems.HarmonicOscillator(omega=omega)
+        return ds.simulate(osc, osc.initial_state(1.0), t1=10.0, dt=0.1, throw=False)
+
+    res = ds.ensemble(rollout, jnp.array([1.0, 10.0, 50.0, 100.0]), throw=False)
+    print(res.num_failed)  # 2
+    print(res.failed)  # [False False  True  True]
+    print(res.report())  # 2 of 4 members failed: 2 (step 26), 3 (step 13).
+    print(res.values.ys.q.shape)  # (4, 1): every member's final position
+    ```
     """
 
     values: Any
@@ -43,7 +57,8 @@ class EnsembleResult(eqx.Module):
     failed: Bool[Array, " n"] | None
 
     def report(self) -> str:
-        """A one-paragraph summary of the failures (call outside jit)."""
+        """A one-paragraph summary of the failures (call outside jit): how many members
+        failed, and the first ten's indices with the steps at which they failed."""
         count = int(self.num_failed)
         if count == 0:
             return f"All {self.num_members} members succeeded."

@@ -36,7 +36,23 @@ from ._distributions import AbstractDistribution
 
 
 class AbstractDesign(eqx.Module):
-    """How `n` points are placed in the unit cube `[0, 1)^d`."""
+    """How `n` points are placed in the unit cube `[0, 1)^d`: subclasses implement
+    `unit(key, n, d, dtype)`, and `ds.sample` maps the points through the distributions.
+
+    **Example:** antithetic variates, each draw $u$ paired with $1 - u$.
+
+    ```python
+    class Antithetic(ds.AbstractDesign):
+        def unit(self, key, n, d, dtype):  # n even
+            u = jax.random.uniform(key, (n // 2, d), dtype)
+            return jnp.concatenate([u, jnp.mod(1 - u, 1)])
+
+    batch = ds.sample(jax.random.key(0), ds.systems.Pendulum(length=1.0), 8,
+                      where=lambda p: p.length, dist=ds.Uniform(0.5, 1.5),
+                      design=Antithetic())
+    print(batch.length[:4] + batch.length[4:])  # [2. 2. 2. 2.]: pairs mirrored about 1
+    ```
+    """
 
     @abc.abstractmethod
     def unit(self, key: PRNGKeyArray, n: int, d: int, dtype: Any) -> Float[Array, "n d"]:
@@ -44,7 +60,17 @@ class AbstractDesign(eqx.Module):
 
 
 class MonteCarlo(AbstractDesign):
-    """Independent uniform draws: plain Monte Carlo, error $O(n^{-1/2})$."""
+    """Independent uniform draws: plain Monte Carlo, error $O(n^{-1/2})$. The default
+    design of `ds.sample`.
+
+    **Example:**
+
+    ```python
+    batch = ds.sample(jax.random.key(0), ds.systems.Lorenz(), 8, where=lambda s: s.rho,
+                      dist=ds.Uniform(0.0, 8.0), design=ds.MonteCarlo())
+    print(jnp.sort(jnp.floor(batch.rho)))  # e.g. [1. 2. 2. 3. 4. 5. 7. 7.]: gaps and clumps
+    ```
+    """
 
     def unit(self, key, n, d, dtype):
         return jax.random.uniform(key, (n, d), dtype)
@@ -56,6 +82,14 @@ class LatinHypercube(AbstractDesign):
     different coordinates paired by independent random permutations. Every marginal is
     evenly covered, which lowers the variance of means of additive responses.
     $$u_{ij} = \\frac{\\pi_j(i) + v_{ij}}{n}, \\qquad v_{ij} \\sim U[0, 1)$$
+
+    **Example:**
+
+    ```python
+    batch = ds.sample(jax.random.key(0), ds.systems.Lorenz(), 8, where=lambda s: s.rho,
+                      dist=ds.Uniform(0.0, 8.0), design=ds.LatinHypercube())
+    print(jnp.sort(jnp.floor(batch.rho)))  # [0. 1. 2. 3. 4. 5. 6. 7.]: one per stratum
+    ```
     """
 
     def unit(self, key, n, d, dtype):
@@ -121,10 +155,11 @@ class Sobol(AbstractDesign):
     **Example:**
 
     ```python
-    systems = ds.sample(jax.random.key(0), ds.systems.Lorenz(), 4096,
+    systems = ds.sample(jax.random.key(0), ds.systems.Lorenz(), 256,
                         where=lambda s: (s.rho, s.sigma),
                         dist=(ds.Uniform(0.0, 21.0), ds.Uniform(5.0, 15.0)),
                         design=ds.Sobol())
+    print(systems.rho.shape, systems.sigma.shape)  # (256,) (256,)
     ```
     """
 
@@ -284,12 +319,13 @@ def sample(
 
     ```python
     systems = ds.sample(
-        jax.random.key(0), ds.systems.Lorenz(), 10_000,
+        jax.random.key(0), ds.systems.Lorenz(), 1000,
         where=lambda s: (s.rho, s.sigma),
         dist=(ds.Uniform(0.0, 21.0), ds.LogUniform(1.0, 100.0)),
         design=ds.LatinHypercube(),
     )
-    systems.rho.shape  # (10000,)
+    print(systems.rho.shape)  # (1000,)
+    print(systems.beta)  # 2.666...: fields not chosen are kept
     ```
     """
     check_key(key, "sample: key")

@@ -39,7 +39,27 @@ _QUIET = contextvars.ContextVar("diffsim_fit_quiet", default=False)
 
 class IdentifiabilityWarning(RuntimeWarning):
     """`ds.fit`: the data cannot identify some fitted parameters (the model ignores them,
-    or only a combination of them, such as `a + b`, enters). Their `stderr` is `inf`."""
+    or only a combination of them, such as `a + b`, enters). Their `stderr` is `inf`.
+
+    **Example:**
+
+    ```python
+    import warnings
+
+    ts = jnp.linspace(0.0, 1.0, 20)
+
+    def model(p):
+        return (p["a"] + p["b"]) * ts  # only a + b enters
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = ds.fit(model, {"a": 1.0, "b": 1.0}, 3.0 * ts)
+    print(caught[0].category.__name__)  # IdentifiabilityWarning
+    print(res.stderr["a"], res.stderr["b"])  # inf inf
+    ```
+
+    Fix one of them (`where=lambda p: p["a"]`), or fit the sum as one parameter.
+    """
 
 
 def jacobian_covariance(jac):

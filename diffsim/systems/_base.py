@@ -112,6 +112,24 @@ class AbstractMechanicalSystem(AbstractSystem):
     Symplectic integrators are symplectic (and `Leapfrog`/`Yoshida4` time-reversible)
     when the acceleration does not depend on `v`; with velocity-dependent forces
     (damping, drag, magnetic forces) they keep their order but not those properties.
+
+    **Example:**
+
+    ```python
+    class Spring(ds.AbstractMechanicalSystem):
+        k: float
+
+        def acceleration(self, t, q, v):
+            return -self.k * q
+
+        def energy(self, y):
+            return 0.5 * y.v**2 + 0.5 * self.k * y.q**2
+
+    spring = Spring(k=4.0)
+    y0 = ds.PhaseState(q=jnp.array(1.0), v=jnp.array(0.0))
+    traj = ds.simulate(spring, y0, t1=1.0, dt=0.01, integrator=ds.Leapfrog())
+    print(traj.ys.q)  # [-0.416...]: cos(2 t) at t = 1
+    ```
     """
 
     @abc.abstractmethod
@@ -119,6 +137,7 @@ class AbstractMechanicalSystem(AbstractSystem):
         """Return $\\ddot q$ at time `t`, positions `q` and velocities `v` (shaped like `q`)."""
 
     def vector_field(self, t: Scalar, y: PhaseState) -> PhaseState:
+        """The first-order form: `PhaseState(q=v, v=acceleration(t, q, v))`."""
         return PhaseState(q=y.v, v=self.acceleration(t, y.q, y.v))
 
 

@@ -54,6 +54,8 @@ class CartPole(AbstractMechanicalSystem):
     **Example:**
 
     ```python
+    import equinox as eqx
+
     class Feedback(eqx.Module):
         gain: jax.Array
         def __call__(self, t, q, v):

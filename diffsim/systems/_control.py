@@ -47,6 +47,8 @@ class Policy(eqx.Module):
     **Example:**
 
     ```python
+    import equinox as eqx
+
     def features(t, q, v):  # cart position, pole angle as (sin, cos), velocities
         return jnp.stack([q[0], jnp.sin(q[1]), jnp.cos(q[1]), v[0], v[1]])
 

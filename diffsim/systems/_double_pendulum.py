@@ -79,6 +79,7 @@ class DoublePendulum(AbstractMechanicalSystem):
         return jnp.stack([a1, a2], axis=-1)
 
     def kinetic_energy(self, y: PhaseState) -> Float[Array, ""]:
+        """Kinetic energy $T$ (J), summed over any leading axes of the state."""
         m1, m2, l1, l2 = self.mass1, self.mass2, self.length1, self.length2
         w1, w2 = y.v[..., 0], y.v[..., 1]
         c = jnp.cos(y.q[..., 0] - y.q[..., 1])
@@ -86,6 +87,8 @@ class DoublePendulum(AbstractMechanicalSystem):
         return jnp.sum(t)
 
     def potential_energy(self, q: Float[Array, "... 2"]) -> Float[Array, ""]:
+        """Gravitational potential energy (J), zero hanging straight down, summed over
+        any leading axes of `q`."""
         m1, m2, l1, l2, g = self.mass1, self.mass2, self.length1, self.length2, self.gravity
         u = (m1 + m2) * g * l1 * (1 - jnp.cos(q[..., 0])) + m2 * g * l2 * (1 - jnp.cos(q[..., 1]))
         return jnp.sum(u)

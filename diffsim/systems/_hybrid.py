@@ -76,13 +76,16 @@ class HybridSystem(AbstractMechanicalSystem):
     **Example:**
 
     ```python
+    import equinox as eqx
+
     model = ds.systems.HybridSystem(
         physics=ds.systems.Pendulum(length=jnp.asarray(1.0)),
-        correction=eqx.nn.MLP("scalar", "scalar", 32, 2, activation=jax.nn.tanh,
+        correction=eqx.nn.MLP("scalar", "scalar", 16, 1, activation=jax.nn.tanh,
                               key=jax.random.key(0)),
         features=lambda t, q, v: v,  # a learned friction law f(omega)
     )
-    traj = ds.simulate(model, model.physics.initial_state(1.0), t1=5.0, dt=0.02)
+    y0 = model.physics.initial_state(1.0)
+    traj = ds.simulate(model, y0, t1=5.0, dt=0.02)
     grads = eqx.filter_grad(lambda m: ds.simulate(m, y0, t1=5.0, dt=0.02).ys.q[-1])(model)
     # grads.physics.length and grads.correction.layers[...] are both filled in
     ```
@@ -140,6 +143,8 @@ class HybridODE(AbstractSystem):
     **Example:**
 
     ```python
+    import equinox as eqx
+
     model = ds.systems.HybridODE(
         physics=ds.systems.Lorenz(),
         correction=eqx.nn.MLP(3, 3, 16, 1, key=jax.random.key(0)),

@@ -34,7 +34,14 @@ def solve_kepler(
     $\\partial E/\\partial M = 1/(1 - e\\cos E)$ and
     $\\partial E/\\partial e = \\sin E/(1 - e\\cos E)$, not from the iterations.
 
-    **Example:** `E = solve_kepler(jnp.linspace(0, 2 * jnp.pi, 5), 0.3)`
+    **Example:**
+
+    ```python
+    E = ds.systems.solve_kepler(jnp.array([0.0, 1.0, 2.0]), 0.3)
+    print(E - 0.3 * jnp.sin(E))  # [0. 1. 2.]: Kepler's equation holds
+    # The implicit derivative, 1 / (1 - e cos E):
+    print(jax.grad(ds.systems.solve_kepler)(1.0, 0.3))  # 1.0913...
+    ```
     """
     M, e = jnp.broadcast_arrays(as_float(mean_anomaly), as_float(eccentricity))
     turns = jnp.round(M / (2 * math.pi))
@@ -89,8 +96,11 @@ class OrbitalElements(eqx.Module):
     **Example:**
 
     ```python
-    earth = OrbitalElements(semi_major_axis=1.0, eccentricity=0.0167)
-    y0 = earth.to_state(mu=2.959122e-4)       # AU, AU/day
+    mu = 2.959122e-4  # the Sun's G M in AU^3/day^2
+    earth = ds.systems.OrbitalElements(semi_major_axis=1.0, eccentricity=0.0167)
+    y0 = earth.to_state(mu)  # AU, AU/day
+    print(earth.period(mu))  # 365.25...: days
+    print(ds.systems.OrbitalElements.from_state(y0, mu).eccentricity)  # 0.0167
     ```
     """
 

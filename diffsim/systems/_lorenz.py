@@ -34,7 +34,7 @@ class Lorenz(AbstractSystem):
     def final(rho):
         lorenz = ds.systems.Lorenz(rho=rho)
         return ds.simulate(lorenz, (1.0, 0.0, 0.0), t1=1.0, dt=1e-3).ys
-    xs, ys, zs = ds.ensemble(final, jnp.linspace(0.0, 21.0, 4096)).values
+    xs, ys, zs = ds.ensemble(final, jnp.linspace(0.0, 21.0, 256)).values
     ```
     """
 

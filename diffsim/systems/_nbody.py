@@ -83,6 +83,7 @@ class NBody(AbstractMechanicalSystem):
         return kernel(q, self.masses, _gravity, (self.G, self.softening))
 
     def potential_energy(self, q: Float[Array, "n d"]) -> Float[Array, ""]:
+        """$-G \\sum_{i<j} m_i m_j / \\sqrt{|q_j - q_i|^2 + \\epsilon^2}$, all pairs."""
         _, r2, off = _pair_geometry(q, self.softening)
         m = jnp.asarray(self.masses)
         pair = jnp.where(off, m[:, None] * m[None, :] / jnp.sqrt(r2), 0.0)

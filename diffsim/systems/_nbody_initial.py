@@ -132,8 +132,9 @@ def plummer(
     **Example:**
 
     ```python
-    system, y0 = ds.systems.plummer(1024, jax.random.key(0))
-    traj = ds.simulate(system, y0, t1=1.0, dt=1e-3, integrator=ds.Leapfrog())
+    system, y0 = ds.systems.plummer(64, jax.random.key(0))
+    traj = ds.simulate(system, y0, t1=0.1, dt=1e-3, integrator=ds.Leapfrog())
+    print(y0.q.shape)  # (64, 3)
     ```
     """
     dtype = jnp.result_type(float) if dtype is None else dtype

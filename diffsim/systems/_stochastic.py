@@ -48,6 +48,7 @@ class OrnsteinUhlenbeck(AbstractSystem):
         return self.theta * (self.mu - y)
 
     def diffusion(self, t, y: Float[Array, "..."]) -> Float[Array, "..."]:
+        """The noise amplitude $\\sigma$, shaped like `y`."""
         return jnp.broadcast_to(jnp.asarray(self.sigma, y.dtype), jnp.shape(y))
 
     def mean(self, t, y0):
@@ -87,6 +88,9 @@ class Langevin(AbstractMechanicalSystem):
 
     ```python
     bath = ds.systems.Langevin(ds.systems.HarmonicOscillator(omega=2.0), friction=1.0, kT=0.5)
+    y0 = bath.system.initial_state(jnp.zeros(1000))  # 1000 independent oscillators
+    traj = ds.simulate(bath, y0, t1=5.0, dt=0.05, integrator=ds.BAOAB(key=jax.random.key(0)))
+    print(traj.ys.q.var())  # about 0.125: kT / omega^2
     ```
     """
 
@@ -114,6 +118,8 @@ class Langevin(AbstractMechanicalSystem):
         return jax.tree.map(lambda a, v: a - self.friction * v, a, v)
 
     def diffusion(self, t, y: PhaseState) -> PhaseState:
+        """The noise amplitude, shaped like `y`: zero on `q`, and
+        $\\sqrt{2 \\gamma k_B T / m}$ on `v`."""
         amplitude = jnp.sqrt(2 * self.friction * self.kT / self.mass)
         return PhaseState(
             q=jax.tree.map(jnp.zeros_like, y.q),

@@ -30,10 +30,16 @@ class VanDerPol(AbstractSystem):
     **Example:**
 
     ```python
-    vdp = ds.systems.VanDerPol(mu=1000.0)
-    traj = ds.simulate(vdp, vdp.initial_state(2.0), t1=3000.0,
-                       integrator=ds.Kvaerno5(rtol=1e-6, atol=1e-6), max_steps=100_000)
+    vdp = ds.systems.VanDerPol(mu=100.0)
+    # Stiff: an implicit integrator. In float32 keep tolerances >= 1e-4.
+    traj = ds.simulate(vdp, vdp.initial_state(2.0), t1=200.0,
+                       integrator=ds.Kvaerno5(rtol=1e-4, atol=1e-4))
+    print(traj.ys)  # [[ 1.71... -0.0088...]]: on the slow branch of the limit cycle
     ```
+
+    Larger $\\mu$ needs float64: with `jax_enable_x64`, $\\mu = 1000$ over
+    `t1=3000.0` takes about 3500 steps at tolerances 1e-6 (pass `max_steps=10_000`),
+    while in float32 the jumps, $O(1/\\mu)$ long, cannot be resolved at such times.
     """
 
     mu: Float[ArrayLike, "..."] = 1.0

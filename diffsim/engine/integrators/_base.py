@@ -52,7 +52,24 @@ def is_mechanical(system: Any) -> bool:
 
 
 class AbstractIntegrator(eqx.Module):
-    """Anything accepted as `simulate(..., integrator=...)`."""
+    """Anything accepted as `simulate(..., integrator=...)`: the type to annotate or test
+    against when code takes an integrator. Subclass `ds.AbstractFixedStepIntegrator`
+    (or `ds.AbstractExplicitRK`) or `ds.AbstractAdaptiveIntegrator`, not this class:
+    `simulate` accepts only those two families.
+
+    **Example:**
+
+    ```python
+    def final_angle(integrator: ds.AbstractIntegrator):
+        pendulum = ds.systems.Pendulum(length=1.0)
+        y0 = pendulum.initial_state(0.5)
+        return ds.simulate(pendulum, y0, t1=1.0, dt=0.01, integrator=integrator).ys.q
+
+    print(final_angle(ds.RK4()))  # [-0.4991...]
+    print(final_angle(ds.Leapfrog()))  # [-0.4991...]
+    print(isinstance(ds.Tsit5(), ds.AbstractIntegrator))  # True
+    ```
+    """
 
 
 class AbstractFixedStepIntegrator(AbstractIntegrator):
@@ -67,6 +84,29 @@ class AbstractFixedStepIntegrator(AbstractIntegrator):
     `stability_oscillation` the largest `dt omega` on an undamped oscillation (y' = i omega y
     for first-order methods, q'' = -omega^2 q for mechanical ones). `simulate` compares them
     with a system's `spectral_bounds(y0)` to refuse a step past the limit before it runs.
+
+    A subclass sets the four class constants and implements `step`; `simulate` then runs
+    it in its scan loop with every `SaveAt`, adjoint and check.
+
+    **Example:**
+
+    ```python
+    class Midpoint(ds.AbstractFixedStepIntegrator):
+        order = 2
+        symplectic = False
+        reversible = False
+        mechanical = False
+
+        def step(self, system, t, y, dt):
+            k1 = system.vector_field(t, y)
+            y_mid = jax.tree.map(lambda y, k: y + 0.5 * dt * k, y, k1)
+            k2 = system.vector_field(t + 0.5 * dt, y_mid)
+            return jax.tree.map(lambda y, k: y + dt * k, y, k2)
+
+    decay = ds.ODESystem(lambda t, y, rate: -rate * y, 1.0)
+    traj = ds.simulate(decay, jnp.array(1.0), t1=1.0, dt=0.1, integrator=Midpoint())
+    print(traj.ys)  # [0.36854...], against exp(-1) = 0.36788
+    ```
     """
 
     order: eqx.AbstractClassVar[int]

@@ -61,6 +61,15 @@ class Boris(AbstractFixedStepIntegrator):
 
     The system must provide `gyroscopic_acceleration(t, q) -> (a, omega)` (see the module
     docstring), with 3 components on the last axis; e.g. `ds.systems.ChargedParticle`.
+
+    **Example:**
+
+    ```python
+    ion = ds.systems.ChargedParticle(magnetic_field=jnp.array([0.0, 0.0, 2.0]))
+    y0 = ds.PhaseState(q=jnp.zeros(3), v=jnp.array([1.0, 0.0, 0.1]))
+    traj = ds.simulate(ion, y0, t1=10.0, dt=0.1, integrator=ds.Boris())
+    print(jnp.linalg.norm(traj.ys.v[-1]))  # 1.004988: |v0| = 1.004988, kept to round-off
+    ```
     """
 
     order: ClassVar[int] = 2

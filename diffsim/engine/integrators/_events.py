@@ -103,7 +103,15 @@ class EventStep(AbstractFixedStepIntegrator):
     - `base`: the integrator between events (default `ds.RK4()`).
     - `iterations`: Newton/bisection iterations locating the event (static, default 12).
 
-    **Example:** `ds.simulate(ball, y0, t1=5.0, dt=1e-2, integrator=ds.EventStep())`
+    **Example:**
+
+    ```python
+    ball = ds.systems.BouncingBall(restitution=0.8)
+    y0 = ds.PhaseState(q=jnp.array([0.0, 1.0]), v=jnp.array([0.5, 0.0]))
+    traj = ds.simulate(ball, y0, t1=1.0, dt=1e-2, integrator=ds.EventStep())
+    print(traj.ys.q[-1])  # [0.5 0.468...]: one bounce, at t = 0.45
+    print(ball.solution(1.0, y0).q)  # [0.5 0.468...]: the closed form
+    ```
     """
 
     base: AbstractFixedStepIntegrator = RK4()

@@ -22,6 +22,15 @@ class Euler(AbstractFixedStepIntegrator):
 
     For reference and teaching: it gains energy on oscillators. Prefer `RK4`, or a
     symplectic method for mechanics.
+
+    **Example:**
+
+    ```python
+    osc = ds.systems.HarmonicOscillator(omega=1.0)
+    y0 = osc.initial_state(1.0)
+    traj = ds.simulate(osc, y0, t1=10.0, dt=0.1, integrator=ds.Euler())
+    print(osc.energy(traj.ys) / osc.energy(y0))  # 2.70...: (1 + dt^2)^100, energy gained
+    ```
     """
 
     order: ClassVar[int] = 1
@@ -42,6 +51,14 @@ class RK4(AbstractFixedStepIntegrator):
     $$y_{n+1} = y_n + \\tfrac h6 (k_1 + 2k_2 + 2k_3 + k_4)$$
 
     Works on any system and any pytree state; four vector-field evaluations a step.
+
+    **Example:**
+
+    ```python
+    decay = ds.ODESystem(lambda t, y, rate: -rate * y, 1.0)
+    traj = ds.simulate(decay, jnp.array(1.0), t1=1.0, dt=0.1, integrator=ds.RK4())
+    print(traj.ys)  # [0.3678798], against exp(-1) = 0.3678794
+    ```
     """
 
     order: ClassVar[int] = 4
@@ -66,6 +83,17 @@ class SemiImplicitEuler(AbstractFixedStepIntegrator):
     $$v_{n+1} = v_n + h\\, a(t_n, q_n, v_n), \\qquad q_{n+1} = q_n + h\\, v_{n+1}$$
 
     Symplectic for velocity-independent forces, so energy errors stay bounded.
+
+    **Example:**
+
+    ```python
+    osc = ds.systems.HarmonicOscillator(omega=1.0)
+    y0 = osc.initial_state(1.0)
+    traj = ds.simulate(osc, y0, t1=10.0, dt=0.1, integrator=ds.SemiImplicitEuler(),
+                       saveat=ds.SaveAt(every=1))
+    energy = jax.vmap(osc.energy)(traj.ys) / osc.energy(y0)
+    print(energy.min(), energy.max())  # 0.952... 1.052...: it oscillates, it does not grow
+    ```
     """
 
     order: ClassVar[int] = 1
@@ -95,6 +123,17 @@ class Leapfrog(AbstractFixedStepIntegrator):
     Two force evaluations a step; one in `ds.simulate` when the acceleration cannot
     depend on the velocity (`step_fsal`: the end-of-step force is the next step's
     start-of-step force, carried in the loop).
+
+    **Example:**
+
+    ```python
+    pendulum = ds.systems.Pendulum(length=1.0)
+    y0 = pendulum.initial_state(1.0)
+    traj = ds.simulate(pendulum, y0, t1=100.0, dt=0.01, integrator=ds.Leapfrog(),
+                       saveat=ds.SaveAt(every=100))
+    energy = jax.vmap(pendulum.energy)(traj.ys)
+    print(jnp.max(jnp.abs(energy / pendulum.energy(y0) - 1)))  # 2.3e-04: no drift
+    ```
     """
 
     order: ClassVar[int] = 2
@@ -141,6 +180,17 @@ class Yoshida4(AbstractFixedStepIntegrator):
 
     Six force evaluations a step; three in `ds.simulate` when the acceleration cannot
     depend on the velocity (`step_fsal`).
+
+    **Example:**
+
+    ```python
+    osc = ds.systems.HarmonicOscillator(omega=1.0)
+    y0 = osc.initial_state(1.0)
+    exact = osc.solution(1.0, y0).q
+    for integrator in (ds.Leapfrog(), ds.Yoshida4()):
+        traj = ds.simulate(osc, y0, t1=1.0, dt=0.1, integrator=integrator)
+        print(abs(traj.ys.q[-1] - exact))  # 3.5e-04 (Leapfrog), then 5.7e-06 (Yoshida4)
+    ```
     """
 
     order: ClassVar[int] = 4

@@ -88,6 +88,25 @@ class AbstractSDEIntegrator(AbstractFixedStepIntegrator):
 
     `order` is the weak order (of expectations), the one that matters for ensemble
     statistics; strong (pathwise) orders are lower.
+
+    **Example:** code that takes any integrator gives the stochastic ones a fresh key:
+
+    ```python
+    import equinox as eqx
+
+    def with_key(integrator, key):
+        if isinstance(integrator, ds.AbstractSDEIntegrator):
+            return eqx.tree_at(lambda i: i.key, integrator, key)
+        return integrator  # deterministic: nothing to draw
+
+    ou = ds.systems.OrnsteinUhlenbeck(theta=1.0, sigma=0.5)
+    integrator = ds.EulerMaruyama(key=jax.random.key(0))
+    for seed in (1, 2):
+        traj = ds.simulate(ou, jnp.array(1.0), t1=1.0, dt=0.01,
+                           integrator=with_key(integrator, jax.random.key(seed)))
+        print(traj.ys)  # a different path for each key
+    print(with_key(ds.RK4(), jax.random.key(1)))  # RK4()
+    ```
     """
 
     key: eqx.AbstractVar[PRNGKeyArray]
