@@ -2,6 +2,7 @@
 
 import math
 
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
@@ -153,7 +154,9 @@ class SoftBouncingBall(AbstractMechanicalSystem):
         w = self.smoothing
         z, vz = q[..., -1], v[..., -1]
         depth = w * jnp.logaddexp(0.0, -z / w)
-        contact = jnp.reciprocal(1 + jnp.exp(z / w))  # sigma(-z / w)
+        # sigma(-z / w): jax.nn.sigmoid stays finite with a finite derivative far from the
+        # floor, where 1 / (1 + exp(z / w)) overflowed and its derivative became inf / inf.
+        contact = jax.nn.sigmoid(-z / w)
         az = -self.gravity + self.stiffness * depth - self.damping * vz * contact
         return jnp.zeros_like(q).at[..., -1].set(az)
 

@@ -102,7 +102,6 @@ def test_soft_contact_gradients_wrt_every_parameter():
 
 
 @pytest.mark.slow  # ~11 s; run with make test-slow
-@pytest.mark.slow  # over 5 s; run with `make test-slow`
 def test_jit_vmap_and_precisions():
     def make_event(e):
         return BouncingBall(restitution=e)
@@ -118,3 +117,18 @@ def test_jit_vmap_and_precisions():
     kw = dict(t1=0.5, dt=1e-3, integrator=ds.Leapfrog())
     check_vmap_matches_loop(make_soft, jnp.array([1e3, 1e4]), y0, **kw)
     check_precisions(make_soft, jnp.asarray(1e4), y0, rtol=1e-3, **kw)
+
+
+def test_soft_contact_gradient_is_finite_far_above_the_floor():
+    """Dropped from 1 m (10^4 smoothing lengths), the contact weight sigma(-z/w) must not
+    overflow: 1/(1 + exp(z/w)) did, and its derivative became inf/inf = NaN."""
+
+    def final_height(damping):
+        ball = SoftBouncingBall(damping=damping)
+        y0 = ds.PhaseState(jnp.array([1.0]), jnp.array([0.0]))
+        return ds.simulate(ball, y0, t1=0.6, dt=1e-4).ys.q.sum()
+
+    c = jnp.asarray(SoftBouncingBall().damping, jnp.float64)
+    grad = jax.grad(final_height)(c)
+    assert np.isfinite(grad)
+    np.testing.assert_allclose(grad, central_difference(final_height, c, 1e-3 * c), rtol=1e-5)
