@@ -97,24 +97,30 @@ def main(argv=None):
         "good fit at the noise level)"
     )
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax1, ax2) = plt.subplots(
+        1, 2, figsize=(10, 4.2), width_ratios=(1, 1.15), layout="constrained"
+    )
     ax1.plot(x, D_true, "k-", label="true D(x)")
     ax1.plot(x, D_fit, "C0-", label="recovered")
     ax1.fill_between(
-        x, D_fit - 2 * D_err, D_fit + 2 * D_err, color="C0", alpha=0.25, label="2 stderr"
+        x, D_fit - 2 * D_err, D_fit + 2 * D_err, color="C0", alpha=0.25, label="$\\pm$ 2 stderr"
     )
     ax1.plot(x, np.full(n, 0.04), "C1:", label="start")
-    ax1.set(xlabel="x (m)", ylabel="D (m$^2$/s)", title="diffusivity field")
+    ax1.set(xlabel="position x (m)", ylabel="diffusivity D (m$^2$/s)", title="Diffusivity field")
     ax1.legend()
     fitted = model(res.params)
     for j in range(n_sensors):
         ax2.plot(ts, observed[:, j], "o", ms=3, color=f"C{j % 10}")
-        ax2.plot(ts, fitted[:, j], "-", color=f"C{j % 10}", label=f"x = {float(x[sensors[j]]):.2f}")
-    ax2.set(xlabel="t (s)", ylabel="u", title="sensors: data (dots) and fit (lines)")
-    ax2.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
+        ax2.plot(ts, fitted[:, j], "-", color=f"C{j % 10}", label=f"{float(x[sensors[j]]):.2f}")
+    # The initial bumps have height 1: u is a temperature in units of their peak.
+    ax2.set(
+        xlabel="t (s)",
+        ylabel="temperature u (initial peak = 1)",
+        title="Sensors: data (dots) and fit (lines)",
+    )
+    ax2.legend(title="sensor x (m)", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9)
     path = out / "fit_heat_source.png"
-    save_figure(fig, path, dpi=110)
+    save_figure(fig, path, dpi=100)
     print(f"wrote {path}")
     return 0 if (rms < 0.15 and inside >= 0.8) else 1
 

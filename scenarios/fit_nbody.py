@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     noise = float(np.sqrt(2 * float(res.loss) / (observed.size - n_params)))
     print(f"Noise estimated from the residuals: {noise:.2e} AU (used: {NOISE:g} AU)")
 
-    fig = plt.figure(figsize=(11, 5), layout="constrained")
+    fig = plt.figure(figsize=(11, 5.6), layout="constrained")
     grid = fig.add_gridspec(2, 2, width_ratios=(1, 1.3))
     ax = fig.add_subplot(grid[:, 0])
     ax.scatter([0], [0], s=60, color="gold", edgecolor="k", zorder=4, label="Sun")
@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         aspect="equal",
         title=f"Heliocentric orbits over {t1:g} yr",
     )
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), fontsize=7, ncols=4)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), fontsize=8, ncols=4)
     milli = 1e3  # residuals in 10^-3 AU
     for k, axis in enumerate("xy"):
         r_ax = fig.add_subplot(grid[k, 1])
@@ -258,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"GM = {gm:.4f} $\\pm$ {gm_err:.4f} AU$^3$/yr$^2$ (true {true_gm:.4f}, "
                 f"{sigmas['gm_sun']:.2f} stderr)"
             )
-            r_ax.legend(loc="upper right", fontsize=7, ncols=n_planets + 1)
+            r_ax.margins(y=0.3)  # room for the legend above the points
+            r_ax.legend(loc="upper right", fontsize=8, ncols=n_planets + 1)
             r_ax.tick_params(labelbottom=False)
         else:
             r_ax.set(xlabel="t (yr)")

@@ -123,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         ),
     )
     bottom.set(xlabel="t (s)", ylabel="residual (rad)")
+    bottom.patches[0].set_label(f"$\\pm\\sigma$ = {noise:.2g} rad (estimated noise)")
+    bottom.margins(y=0.5)  # room for the legend above the points
+    bottom.legend(loc="upper left")
     path = out / "fit_pendulum.png"
     save_figure(fig, path, dpi=120)
     print(f"Figure: {path}")

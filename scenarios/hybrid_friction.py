@@ -20,9 +20,10 @@ optimiser (Adam, fixed seed, multiple shooting on 1 s segments starting at every
 
 What it shows: the learned friction curve against the true one and the linear damping
 fit (`hybrid_friction_curve.png`), and each model's forecast from the last observed state
-over the following `t_forecast` seconds, beyond the training window
-(`hybrid_friction_forecast.png`); it prints the three forecast errors (RMS angle error
-against the noise-free truth). The hybrid model's error is the smallest.
+over the following `t_forecast` seconds, beyond the training window, with its absolute
+angle error over time (`hybrid_friction_forecast.png`); it prints the three forecast
+errors (RMS angle error against the noise-free truth). The hybrid model's error is the
+smallest.
 
 Run: `python scenarios/hybrid_friction.py --out out` (`--smoke`: a few training steps).
 """
@@ -196,27 +197,40 @@ def main(argv=None):
     path_curve = out / "hybrid_friction_curve.png"
     save_figure(fig, path_curve, dpi=120)
 
-    # Figure 2: forecasts of the longest swing.
+    # Figure 2: two swings' forecasts (top) and each model's absolute error (bottom).
     ts_all = dt * np.arange(n_train + n_forecast + 1)
     ts_forecast = ts_all[n_train:]
-    fig, axes = plt.subplots(2, 1, figsize=(9, 6), sharex=True, layout="constrained")
-    for ax, member in zip(axes, [1, 3], strict=True):
-        ax.axvspan(0, config.t_train, color="0.93", label="training window")
-        ax.plot(ts_all, truth.q[member], color="k", lw=2.5, label="truth")
-        ax.plot(ts_all[: n_train + 1], observed.q[member], ".", color="0.4", ms=2, label="readings")
-        for (name, fc), color in zip(forecasts.items(), ["C0", "C3", "C2"], strict=True):
-            ax.plot(
-                ts_forecast,
-                fc[member],
-                color=color,
-                lw=1.3,
-                label=f"{name} (RMS error {errors[name]:.3f} rad)",
+    colors = dict(zip(forecasts, ["C0", "C3", "C2"], strict=True))
+    # The error swings through zero twice a period; its RMS over one small-angle period
+    # (2 pi sqrt(L / g), 2.0 s) shows how each model's error grows.
+    width = max(1, round(2 * np.pi * np.sqrt(LENGTH / GRAVITY) / dt))
+    fig, axes = plt.subplots(
+        2, 2, figsize=(10, 6.4), sharex=True, height_ratios=(1.4, 1), layout="constrained"
+    )
+    for (top, bottom), member in zip(axes.T, [1, 3], strict=True):
+        for ax in (top, bottom):
+            ax.axvspan(0, config.t_train, color="0.93", label="training window")
+        top.plot(ts_all, truth.q[member], color="k", lw=2.5, label="truth")
+        top.plot(
+            ts_all[: n_train + 1], observed.q[member], ".", color="0.4", ms=2, label="readings"
+        )
+        for name, fc in forecasts.items():
+            label = f"{name}: RMS error {errors[name]:.3f} rad ({len(STARTS)} swings)"
+            top.plot(ts_forecast, fc[member], color=colors[name], lw=1.2, label=label)
+            error = np.abs(fc[member] - np.asarray(truth_forecast[member]))
+            window = np.ones(min(width, len(error)))  # shorter at the ends, not zero-padded
+            rms = np.sqrt(
+                np.convolve(error**2, window, mode="same")
+                / np.convolve(np.ones_like(error), window, mode="same")
             )
-        ax.set(ylabel="angle (rad)", title=f"start {STARTS[member]} (rad, rad/s)")
-    axes[0].legend(loc="upper right", fontsize=8, ncols=2)
-    axes[1].set(xlabel="t (s)")
+            bottom.plot(ts_forecast, error, color=colors[name], lw=0.5, alpha=0.4)
+            bottom.plot(ts_forecast, rms, color=colors[name], lw=2)
+        top.set(ylabel="angle (rad)", title=f"start {STARTS[member]} (rad, rad/s)")
+        bottom.set(xlabel="t (s)", ylabel="|forecast - truth| (rad)", ylim=(0, None))
+        bottom.set_title("absolute error (thin) and its RMS over 2 s (thick)", fontsize=10)
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncols=3)
     path_forecast = out / "hybrid_friction_forecast.png"
-    save_figure(fig, path_forecast, dpi=120)
+    save_figure(fig, path_forecast, dpi=90)
     print(f"Figures: {path_curve}, {path_forecast}")
     print(f"Done in {time.perf_counter() - start_time:.1f} s")
     return 0

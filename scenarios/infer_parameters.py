@@ -181,7 +181,7 @@ def main(argv=None):
     markers = {"inference network": "o", "ds.fit from prior centre": "x"}
     for ax, j, label in zip(axes, [0, 1], ["length L (m)", "damping c (1/s)"], strict=True):
         lo, hi = float(LOW[j]), float(HIGH[j])
-        ax.plot([lo, hi], [lo, hi], color="0.6", lw=1, zorder=0)
+        ax.plot([lo, hi], [lo, hi], color="0.6", lw=1, zorder=0, label="estimate = truth")
         for name, marker in markers.items():
             ax.plot(truth[:, j], estimates[name][:, j], marker, ms=4, mfc="none", label=name)
         ax.set(xlabel=f"true {label}", ylabel=f"estimated {label}")

@@ -75,25 +75,39 @@ def main(argv: list[str] | None = None) -> int:
         f"rho={rho[-1]:g}: {abs(final[-1, 0]):.3f} (fixed point {np.sqrt(BETA * (rho[-1] - 1)):.3f})"
     )
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), layout="constrained")
-    ax = axes[0]
+    # The Lorenz system is dimensionless: every axis says so rather than carry a unit.
+    unitless = "(dimensionless)"
+    fig = plt.figure(figsize=(10, 6.6), layout="constrained")
+    grid = fig.add_gridspec(2, 2, width_ratios=(1.1, 1))
+    ax = fig.add_subplot(grid[:, 0])
     for i, name in enumerate("xyz"):
-        ax.plot(rho, final[:, i], lw=1, label=f"{name}(t={config.t1:g})")
+        ax.plot(rho, final[:, i], lw=1.2, label=f"{name}(t = {config.t1:g})")
     branch = rho[rho >= 1]
-    ax.plot(branch, branch - 1, color="C2", ls=":", lw=1, label="fixed point z = rho - 1")
-    ax.plot(branch, np.sqrt(BETA * (branch - 1)), color="0.5", ls=":", lw=1,
+    ax.plot(branch, branch - 1, color="C2", ls=":", lw=1.2, label="fixed point z = ρ - 1")
+    ax.plot(branch, np.sqrt(BETA * (branch - 1)), color="0.4", ls=":", lw=1.2,
             label="fixed point |x| = |y|")  # fmt: skip
-    ax.set(xlabel="rho", ylabel="final state", title=f"Final state of {config.n_members:,} members")
-    ax.legend(fontsize=8)
-    ax = axes[1]
-    for k in np.linspace(0, config.n_members - 1, 8).round().astype(int):
-        ax.plot(ts, ys[k, :, 0], lw=1, label=f"rho = {rho[k]:.1f}")
-    ax.set(xlabel="t", ylabel="x", title="x(t) of a few members")
-    ax.legend(fontsize=7, ncols=2)
+    ax.set(
+        xlabel=f"ρ {unitless}",
+        ylabel=f"final state {unitless}",
+        title=f"Final state of {config.n_members:,} members",
+    )
+    ax.legend(loc="lower left")
+    ax = fig.add_subplot(grid[0, 1])
+    for k in np.linspace(0, config.n_members - 1, 6).round().astype(int):
+        ax.plot(ts, ys[k, :, 0], lw=1.2, label=f"{rho[k]:.1f}")
+    ax.set(ylabel=f"x {unitless}", title="x(t) of a few members")
+    ax.tick_params(labelbottom=False)
+    ax.legend(title="ρ", loc="lower left", ncols=3, fontsize=9, title_fontsize=9)
+    ax = fig.add_subplot(grid[1, 1], sharex=ax)
     bands = np.quantile(ys[:, :, 2], QUANTILES, axis=0)
-    dsplot.ensemble_band(ts, bands, q=QUANTILES, ax=axes[2], label="median z")
-    axes[2].set(ylabel="z", title="Spread of z(t) over the ensemble")
-    save_figure(fig, out / "lorenz_ensemble.png", dpi=90)
+    dsplot.ensemble_band(ts, bands, q=QUANTILES, ax=ax, label="median")
+    ax.set(
+        xlabel=f"t {unitless}",
+        ylabel=f"z {unitless}",
+        title="Spread of z(t) over the ensemble",
+    )
+    ax.legend(loc="upper left", fontsize=9)
+    save_figure(fig, out / "lorenz_ensemble.png", dpi=95)
 
     summary = dict(
         n_members=config.n_members,

@@ -154,12 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     top, bottom = fig.axes
     dsplot.ensemble_band(ts_all, bands, q=QUANTILES, ax=top, label="forecast median", color="C2")
-    top.plot(ts_all[ahead], fitted[ahead], color="C0", lw=1, ls="--")
+    top.plot(ts_all[ahead], fitted[ahead], color="C0", lw=1, ls="--", label="fit, extended")
     top.scatter(
         ts_all[ahead], readings[ahead], s=8, color="0.5", alpha=0.6, label="held back", zorder=1
     )
-    top.axvline(config.t_observed, color="0.3", lw=0.8, ls=":")
-    top.legend(loc="upper right", ncols=3, fontsize=8)
+    top.axvline(config.t_observed, color="0.3", lw=0.8, ls=":", label="end of data")
+    top.legend(loc="upper right", ncols=4, fontsize=9)
     top.set_xlabel("")  # the time axis is shared with the residuals below
     top.set(
         ylabel="angle (rad)",
@@ -170,8 +170,10 @@ def main(argv: list[str] | None = None) -> int:
         ),
     )
     bottom.set(xlabel="t (s)", ylabel="residual (rad)")
+    bottom.patches[0].set_label(f"$\\pm\\sigma$ = {config.noise:.2g} rad (noise)")
+    bottom.legend(loc="upper right", fontsize=9)
     fig.set_size_inches(10, 6)
-    save_figure(fig, out / "pendulum_demo.png", dpi=110)
+    save_figure(fig, out / "pendulum_demo.png", dpi=100)
 
     shown = np.asarray(draws[: min(config.n_members, 3000)])
     fig = dsplot.parameter_corner(
@@ -181,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         names=["length (m)", "damping (1/s)"],
         truth=[config.length, config.damping],
     )
-    fig.suptitle("Fitted uncertainty and the ensemble drawn from it (red: truth)")
+    fig.suptitle("Fitted uncertainty and the ensemble drawn from it")
     save_figure(fig, out / "pendulum_corner.png", dpi=110)
 
     summary = dict(

@@ -42,6 +42,10 @@ CONFIG = dict(
     progress=True,  # a progress bar per rollout (on a terminal)
 )
 SMOKE = dict(t1=20_000.0, integrators="Yoshida4")
+# Sun black, then the Okabe-Ito qualitative palette: orange, blue, green, reddish purple,
+# sky blue. Neighbouring (and crossing: Neptune, Pluto) orbits differ clearly in hue, also
+# for colour-blind readers.
+BODY_COLORS = ["black", "#E69F00", "#0072B2", "#009E73", "#CC79A7", "#56B4E9"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,22 +93,30 @@ def main(argv: list[str] | None = None) -> int:
 
     fig = dsplot.energy_drift(runs)
     ax = fig.axes[0]
-    ax.set(xlabel="t (days)", title=f"Outer solar system, dt = {config.dt:g} days")
+    ax.set(
+        xlabel="t (days)",
+        ylabel="relative energy error |E(t) - E(0)| / |E(0)|",
+        title=f"Outer solar system, dt = {config.dt:g} days",
+    )
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.set_size_inches(9, 4.5)
     save_figure(fig, out / "solar_system_energy.png", dpi=100)
 
     reference = "Yoshida4" if "Yoshida4" in runs else names[-1]
     q = np.asarray(runs[reference][1].ys.q)
-    fig, ax = plt.subplots(figsize=(6.5, 6), layout="constrained")
+    fig, ax = plt.subplots(figsize=(8, 6), layout="constrained")
     for i, body in enumerate(ds.systems.SOLAR_SYSTEM_BODIES):
-        ax.plot(q[:, i, 0], q[:, i, 1], lw=0.8, color=f"C{i}", label=body)
-        ax.scatter(q[-1, i, 0], q[-1, i, 1], s=12, color=f"C{i}", zorder=3)
+        color = BODY_COLORS[i % len(BODY_COLORS)]
+        ax.plot(q[:, i, 0], q[:, i, 1], lw=1.2, color=color, label=body)
+        ax.scatter(q[-1, i, 0], q[-1, i, 1], s=20, color=color, zorder=3)
     if "Euler" in runs and reference != "Euler":
         qe = np.asarray(runs["Euler"][1].ys.q)
-        ax.plot(qe[:, 1, 0], qe[:, 1, 1], lw=0.6, ls=":", color="k", label="Jupiter, Euler")
-    ax.set(xlabel="x (AU)", ylabel="y (AU)", aspect="equal", title=f"Orbits ({reference})")
-    ax.legend(loc="upper right", fontsize=8)
+        ax.plot(qe[:, 1, 0], qe[:, 1, 1], lw=0.7, ls=":", color="0.4", label="Jupiter, Euler")
+    ax.set(xlabel="x (AU)", ylabel="y (AU)", aspect="equal")
+    ax.set_title(
+        f"Orbits over {config.t1 / 365.25:,.0f} years ({reference}; dots: final positions)"
+    )
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     save_figure(fig, out / "solar_system_orbits.png", dpi=100)
 
     (out / "summary.json").write_text(

@@ -5,6 +5,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure, FigureBase
 
 from ._common import (
@@ -55,6 +56,15 @@ def fit_residuals(
 
 
     ```python
+    ts = jnp.linspace(0.0, 5.0, 51)
+
+    def model(p):
+        traj = ds.simulate(p, p.initial_state(1.0), t1=5.0, dt=0.01,
+                           saveat=ds.SaveAt(ts=ts))
+        return traj.ys.q
+
+    noise = 0.02 * jax.random.normal(jax.random.key(0), ts.shape)
+    angles = model(ds.systems.Pendulum(length=1.3, damping=0.2)) + noise
     res = ds.fit(model, ds.systems.Pendulum(length=1.0, damping=0.05), angles,
                  where=lambda p: (p.length, p.damping), bounds=((0, None), (0, None)))
     fig = ds.plot.fit_residuals(ts, angles, model(res.params), sigma=0.02)
@@ -150,7 +160,9 @@ def parameter_corner(
     diagonal shows each normal density and each lower panel the ellipses of Mahalanobis
     distance 1 and 2 (containing 39% and 86% of a 2-d Gaussian). From `samples` (an
     ensemble, an MCMC chain) the diagonal shows histograms and the lower panels the points
-    (at most 2000 of them). Both may be given.
+    (at most 2000 of them). Both may be given. A legend names what is drawn (`"1σ ellipse
+    (39%)"`, `"2σ ellipse (86%)"`, `"mean"`, `"samples"`, `"truth"`): a figure legend in
+    the empty upper triangle, or, for one parameter, the panel's own legend.
 
 
     **Arguments:**
@@ -173,6 +185,15 @@ def parameter_corner(
 
 
     ```python
+    ts = jnp.linspace(0.0, 5.0, 51)
+
+    def model(p):
+        traj = ds.simulate(p, p.initial_state(1.0), t1=5.0, dt=0.01,
+                           saveat=ds.SaveAt(ts=ts))
+        return traj.ys.q
+
+    noise = 0.02 * jax.random.normal(jax.random.key(0), ts.shape)
+    angles = model(ds.systems.Pendulum(length=1.3, damping=0.2)) + noise
     res = ds.fit(model, ds.systems.Pendulum(length=1.0, damping=0.05), angles,
                  where=lambda p: (p.length, p.damping), bounds=((0, None), (0, None)))
     fig = ds.plot.parameter_corner(res, names=["L (m)", "c (1/s)"], truth=[1.3, 0.2])
@@ -201,10 +222,11 @@ def parameter_corner(
             share = axes.get((i - 1, j)) if i > j else None
             ax = fig.add_subplot(grid[i, j], sharex=axes.get((j, j)) or share)
             axes[i, j] = ax
+            # Only the first panel of each kind labels its artists: one legend entry each.
             if i == j:
-                _corner_marginal(ax, i, mean, covariance, samples, truth)
+                _corner_marginal(ax, i, mean, covariance, samples, truth, label=p == 1)
             else:
-                _corner_pair(ax, i, j, mean, covariance, shown, truth)
+                _corner_pair(ax, i, j, mean, covariance, shown, truth, label=(i, j) == (1, 0))
                 if j == 0:
                     ax.set_ylabel(names[i])
                 else:
@@ -213,7 +235,32 @@ def parameter_corner(
                 ax.set_xlabel(names[j])
             else:
                 ax.tick_params(labelbottom=False)
+    _corner_legend(fig, axes, p)
     return fig
+
+
+def _corner_legend(fig: FigureBase, axes: dict[tuple[int, int], Axes], p: int) -> None:
+    """One legend for the whole grid: beside the top-left panel, in the empty upper
+    triangle (its position follows that panel when the layout moves it), or in the only
+    panel when there is one parameter."""
+    source = axes[0, 0] if p == 1 else axes[1, 0]
+    handles, labels = source.get_legend_handles_labels()
+    if not handles:
+        return
+    if p == 1:
+        legend = source.legend(handles, labels, loc="upper right", fontsize="small")
+    else:
+        legend = fig.legend(
+            handles,
+            labels,
+            loc="upper left",
+            bbox_to_anchor=(1.08, 1.0),
+            bbox_transform=axes[0, 0].transAxes,
+        )
+    for handle in legend.legend_handles:  # the sample points are too faint to read as a key
+        if isinstance(handle, PathCollection) and handle.get_label() == "samples":
+            handle.set_sizes([16])
+            handle.set_alpha(0.7)
 
 
 def _corner_inputs(mean, covariance, samples, names, truth):
@@ -277,31 +324,41 @@ def _covariance(covariance: Any, p: int) -> np.ndarray:
     return covariance
 
 
-def _corner_marginal(ax, i, mean, covariance, samples, truth) -> None:
+def _corner_marginal(ax, i, mean, covariance, samples, truth, label: bool) -> None:
     """The diagonal panel of parameter `i`: histogram of samples, normal density."""
     if samples is not None:
-        ax.hist(samples[:, i], bins=40, density=True, color="C0", alpha=0.5)
+        ax.hist(
+            samples[:, i], bins=40, density=True, color="C0", alpha=0.5, label=_if(label, "samples")
+        )
     if covariance is not None:
         sd = np.sqrt(max(covariance[i, i], 0.0))
         x = mean[i] + sd * np.linspace(-4, 4, 200)
         pdf = np.exp(-0.5 * ((x - mean[i]) / sd) ** 2) / (sd * np.sqrt(2 * np.pi))
-        ax.plot(x, pdf, color="C0")
+        ax.plot(x, pdf, color="C0", label=_if(label, "Gaussian density"))
     if truth is not None:
-        ax.axvline(truth[i], color="C3", lw=1)
+        ax.axvline(truth[i], color="C3", lw=1, label=_if(label, "truth"))
     ax.set_yticks([])
 
 
-def _corner_pair(ax, i, j, mean, covariance, shown, truth) -> None:
+def _corner_pair(ax, i, j, mean, covariance, shown, truth, label: bool) -> None:
     """The panel of parameter `i` against `j`: samples and the 1- and 2-sigma ellipses."""
     if shown is not None:
-        ax.scatter(shown[:, j], shown[:, i], s=2, color="C0", alpha=0.3, lw=0)
+        ax.scatter(
+            shown[:, j], shown[:, i], s=2, color="C0", alpha=0.3, lw=0, label=_if(label, "samples")
+        )
     if covariance is not None:
+        ax.scatter(mean[j], mean[i], color="C0", s=12, zorder=3, label=_if(label, "mean"))
         sub = covariance[np.ix_([j, i], [j, i])]
-        for radius, style in [(1.0, "-"), (2.0, "--")]:
+        for radius, style, inside in [(1, "-", 39), (2, "--", 86)]:
             ex, ey = _ellipse(mean[[j, i]], sub, radius)
-            ax.plot(ex, ey, color="C0", ls=style, lw=1.2)
-        ax.scatter(mean[j], mean[i], color="C0", s=12, zorder=3)
+            name = f"{radius}σ ellipse ({inside}%)"
+            ax.plot(ex, ey, color="C0", ls=style, lw=1.2, label=_if(label, name))
     if truth is not None:
-        ax.axvline(truth[j], color="C3", lw=1)
+        ax.axvline(truth[j], color="C3", lw=1, label=_if(label, "truth"))
         ax.axhline(truth[i], color="C3", lw=1)
         ax.scatter(truth[j], truth[i], color="C3", s=12, zorder=3)
+
+
+def _if(label: bool, text: str) -> str | None:
+    """A legend entry in the panel that labels its artists, none elsewhere."""
+    return text if label else None

@@ -60,10 +60,12 @@ def trajectory(
 
     ```python
     pendulum = ds.systems.Pendulum(length=1.0)
-    traj = ds.simulate(pendulum, pendulum.initial_state(1.0), t1=10.0, dt=0.01,
-                       saveat=ds.SaveAt(every=10))
-    fig = ds.plot.trajectory(traj, label="RK4")
-    ds.plot.trajectory(traj2, ax=fig.axes[0], label="Leapfrog")
+    y0 = pendulum.initial_state(1.0)
+    traj = ds.simulate(pendulum, y0, t1=10.0, dt=0.01, saveat=ds.SaveAt(every=10))
+    traj2 = ds.simulate(pendulum, y0, t1=10.0, dt=0.1, integrator=ds.Leapfrog(),
+                        saveat=ds.SaveAt(every=1))
+    fig = ds.plot.trajectory(traj, label="RK4, dt = 0.01 s")
+    ds.plot.trajectory(traj2, ax=fig.axes[0], label="Leapfrog, dt = 0.1 s")
     fig.savefig("angle.png")
     ```
     """
@@ -267,8 +269,18 @@ def ensemble_band(
 
 
     ```python
+    # Pendulums of uncertain length (1 m +- 5%), released from 1 rad: the angle's spread.
+    ts = jnp.linspace(0.0, 10.0, 101)
+
+    def forecast(length):
+        p = ds.systems.Pendulum(length=length)
+        traj = ds.simulate(p, p.initial_state(1.0), t1=10.0, dt=0.01,
+                           saveat=ds.SaveAt(ts=ts))
+        return traj.ys.q
+
+    lengths = 1.0 + 0.05 * jax.random.normal(jax.random.key(0), (256,))
     qs = (0.05, 0.25, 0.5, 0.75, 0.95)
-    res = ds.ensemble(forecast, pendulums, reduce=ds.Quantiles(q=qs, low=-1.0, high=1.0))
+    res = ds.ensemble(forecast, lengths, reduce=ds.Quantiles(q=qs, low=-1.5, high=1.5))
     fig = ds.plot.ensemble_band(ts, res.values, q=qs, label="forecast median")
     fig.savefig("forecast.png")
     ```
