@@ -2,7 +2,10 @@
 builder; at run time `diffsim/__init__.py` loads them lazily from this list
 (lazy_loader.attach_stub), so `import diffsim` and the `diffsim` command stay fast."""
 
+from . import ml as ml
+from . import plot as plot
 from . import systems as systems
+from ._version import __version__ as __version__
 from .engine import (
     BAOAB as BAOAB,
     RESULTS as RESULTS,
@@ -78,5 +81,3 @@ from .systems import (
     ODESystem as ODESystem,
     PhaseState as PhaseState,
 )
-
-from ._version import __version__ as __version__

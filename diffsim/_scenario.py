@@ -32,9 +32,11 @@ exit status 2, never a traceback; `diffsim run` (diffsim/cli.py) uses the same c
 
 import argparse
 import dataclasses
+import io
 import math
 import sys
 import tempfile
+import tokenize
 import types
 from collections.abc import Mapping
 from pathlib import Path
@@ -191,9 +193,55 @@ def output_folder(text: str) -> Path:
     return out
 
 
-def _parser(doc: str | None, defaults: dict[str, Any], name: str, default_out: str):
+def setting_notes(source: str) -> dict[str, str]:
+    """`{key: note}` from a scenario's source: the comment at the end of each line of its
+    `CONFIG = dict(...)` that sets a key (`length=1.3,  # m, the true length`), so the
+    settings' meanings and units are written once, where they are set. `run NAME --help`
+    shows them; tests/test_cli.py checks that every setting of every scenario has one."""
+    notes: dict[str, str] = {}
+    depth, inside, key, previous = 0, False, None, ""
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    for tok in tokens:
+        if not inside:
+            inside = tok.type == tokenize.NAME and tok.string == "CONFIG" and tok.start[1] == 0
+            continue
+        if tok.type == tokenize.OP and tok.string in "([{":
+            depth += 1
+        elif tok.type == tokenize.OP and tok.string in ")]}":
+            depth -= 1
+            if depth == 0:
+                break
+        elif tok.type == tokenize.OP and tok.string == "=" and depth == 1:
+            key = previous
+        elif tok.type == tokenize.COMMENT and key is not None:
+            notes[key] = tok.string.lstrip("#").strip()
+            key = None
+        elif tok.type == tokenize.NL:
+            key = None  # a comment on a later line belongs to no key
+        previous = tok.string if tok.type == tokenize.NAME else previous
+    return notes
+
+
+def _settings_help(defaults: dict[str, Any], notes: Mapping[str, str]) -> str:
+    width = max(len(f"{k}={v!r}") for k, v in defaults.items())
+    lines = [f"  {f'{k}={v!r}':<{width}}  {notes.get(k, '')}".rstrip() for k, v in defaults.items()]
+    return "settings (--set KEY=VALUE), with their defaults:\n" + "\n".join(lines)
+
+
+def _parser(
+    doc: str | None,
+    defaults: dict[str, Any],
+    name: str,
+    default_out: str,
+    notes: Mapping[str, str],
+):
     first_line = (doc or "").strip().splitlines()[0] if (doc or "").strip() else None
-    parser = OneLineParser(prog=name, description=first_line)
+    parser = OneLineParser(
+        prog=name,
+        description=first_line,
+        epilog=_settings_help(defaults, notes) if defaults else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--smoke", action="store_true", help="the small size that CI runs")
     parser.add_argument("--out", default=default_out, metavar="DIR", help="output folder")
     parser.add_argument(
@@ -201,10 +249,19 @@ def _parser(doc: str | None, defaults: dict[str, Any], name: str, default_out: s
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a setting; settings and defaults: "
-        + ", ".join(f"{k}={v!r}" for k, v in defaults.items()),
+        help="override a setting (repeatable); the settings are listed below",
     )
     return parser
+
+
+def _caller_notes() -> dict[str, str]:
+    """The setting notes of the scenario that called `scenario_args` (two frames up)."""
+    frame = sys._getframe(2)
+    path = frame.f_globals.get("__file__")
+    try:
+        return setting_notes(Path(path).read_text(encoding="utf-8")) if path else {}
+    except (OSError, UnicodeDecodeError, SyntaxError, tokenize.TokenError):
+        return {}
 
 
 def scenario_args(
@@ -229,7 +286,7 @@ def scenario_args(
     unknown = (set(smoke) | set(limits)) - set(defaults)
     if unknown:  # a programming error in the scenario, not a user error
         raise ValueError(f"smoke settings or limits {sorted(unknown)} are not in the defaults")
-    args = _parser(doc, defaults, name, default_out).parse_args(argv)
+    args = _parser(doc, defaults, name, default_out, _caller_notes()).parse_args(argv)
     config = dict(defaults)
     if args.smoke:
         config.update(smoke)

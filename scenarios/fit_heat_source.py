@@ -35,10 +35,10 @@ from diffsim._scenario import save_figure, scenario_args  # noqa: E402
 
 CONFIG = dict(
     n_nodes=40,  # finite-volume nodes, one diffusivity value each
-    n_sensors=8,
+    n_sensors=8,  # sensors, evenly spaced along the rod
     n_times=25,  # readings per sensor
-    noise=0.005,
-    seed=0,
+    noise=0.005,  # reading noise, in units of the initial peak temperature
+    seed=0,  # random seed of the noise
     progress=True,  # print the loss at every iteration
 )
 SMOKE = dict(n_nodes=20, n_sensors=6, n_times=15)

@@ -27,7 +27,7 @@ continued over arcs of 2, 4 and 6 yr, each from the last one's result. The epoch
   do for the fixed seed used here);
 - the noise level estimated from the residuals, against the 2e-3 AU used;
 - `fit_nbody.png`: observed and fitted orbits, and the residuals against time;
-- `summary.json`: truth, fit, standard errors and their ratio for every parameter.
+- `fit_nbody_summary.json`: truth, fit, standard errors and their ratio for every parameter.
 
 Run: `diffsim run fit_nbody` or `python scenarios/fit_nbody.py --out out` (`--smoke` fits
 two planets over 2 yr instead; `--set noise=0.01`, `--set n_planets=2` and the like).
@@ -53,12 +53,12 @@ import diffsim as ds  # noqa: E402
 from diffsim._scenario import save_figure, scenario_args  # noqa: E402
 
 CONFIG = dict(
-    n_planets=3,
-    t1=6.0,  # yr observed
+    n_planets=3,  # planets observed (1 to 3)
+    t1=6.0,  # yr, length of the observed record
     cadence=0.05,  # yr between epochs: 120 epochs
     first_arc=2.0,  # yr: the fit is continued over arcs of 2, 4, ... yr, then all of t1
-    noise=2e-3,  # AU, per coordinate
-    seed=0,
+    noise=2e-3,  # AU, standard deviation of each observed coordinate
+    seed=0,  # random seed of the noise and the fit's start
     progress=True,  # print the loss at every iteration
 )
 SMOKE = dict(n_planets=2, t1=2.0)  # 40 epochs
@@ -287,8 +287,8 @@ def main(argv: list[str] | None = None) -> int:
             seconds=fit_seconds,
         ),
     )
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"Wrote {path}, {out}/summary.json")
+    (out / "fit_nbody_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"Wrote {path}, {out}/fit_nbody_summary.json")
     print(f"Done in {time.perf_counter() - start:.1f} s")
     return 0 if ok else 1
 

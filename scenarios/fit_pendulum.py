@@ -37,12 +37,12 @@ import diffsim.plot as dsplot  # noqa: E402
 from diffsim._scenario import save_figure, scenario_args  # noqa: E402
 
 CONFIG = dict(
-    length=1.3,  # m, the truth
-    damping=0.2,  # 1/s, the truth
-    angle0=1.0,  # rad, released at rest
-    noise=0.02,  # rad
-    n_readings=200,  # one every 0.05 s: 10 s
-    seed=0,
+    length=1.3,  # m, the true pendulum length
+    damping=0.2,  # 1/s, the true damping rate
+    angle0=1.0,  # rad, the angle it is released from at rest
+    noise=0.02,  # rad, standard deviation of the reading noise
+    n_readings=200,  # readings, one every 0.05 s
+    seed=0,  # random seed of the noise
     progress=True,  # print the loss at every iteration
 )
 SMOKE = dict(n_readings=100)  # 5 s

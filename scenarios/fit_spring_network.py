@@ -48,9 +48,9 @@ from diffsim._scenario import save_figure, scenario_args  # noqa: E402
 CONFIG = dict(
     nx=4,  # nodes along x
     ny=4,  # nodes along y
-    t1=1.0,  # s recorded
-    noise=1e-3,  # m
-    seed=1,
+    t1=1.0,  # s, length of the recorded motion
+    noise=1e-3,  # m, reading noise of each coordinate
+    seed=1,  # random seed of the noise and the true stiffnesses
     progress=True,  # print the loss at every iteration
 )
 SMOKE = dict(nx=3, ny=3, t1=0.5)  # 20 springs

@@ -49,13 +49,13 @@ from diffsim._scenario import POSITIVE, save_figure, scenario_args  # noqa: E402
 
 CONFIG = dict(
     t_train=6.0,  # s of observed record per swing
-    t_forecast=14.0,  # s forecast beyond it
+    t_forecast=14.0,  # s, forecast beyond the training window
     dt=0.05,  # s, RK4 step and reading interval
     segment=20,  # steps per multiple-shooting segment (1 s)
     n_steps=1500,  # Adam steps per model
-    learning_rate=1e-2,
+    learning_rate=1e-2,  # Adam step size
     width=32,  # hidden units of each MLP (two hidden layers)
-    seed=0,
+    seed=0,  # random seed: readings and network weights
 )
 SMOKE = dict(t_train=2.0, t_forecast=2.0, n_steps=5, width=8)
 LIMITS = dict(t_train=POSITIVE, t_forecast=POSITIVE)  # beyond diffsim._scenario's rules

@@ -47,10 +47,10 @@ from diffsim._scenario import save_figure, scenario_args  # noqa: E402
 CONFIG = dict(
     n_steps=2000,  # Adam steps
     batch=128,  # simulated systems per step
-    learning_rate=3e-3,
-    width=64,
+    learning_rate=3e-3,  # Adam step size
+    width=64,  # hidden units of the MLP (two hidden layers)
     n_test=100,  # held-out systems
-    seed=0,
+    seed=0,  # random seed: training systems and weights (the test uses another)
 )
 SMOKE = dict(n_steps=5, batch=16, width=16, n_test=5)
 

@@ -11,7 +11,7 @@ final state against rho shows as a smooth curve leaving the fixed-point branches
 
 Writes under --out: `lorenz_ensemble.png` (the final x, y, z against rho with the fixed
 points for reference; x(t) of a few members; and the 5-95% and 25-75% bands of z(t) over
-the whole ensemble, `ds.plot.ensemble_band`) and `summary.json`.
+the whole ensemble, `ds.plot.ensemble_band`) and `lorenz_ensemble_summary.json`.
 
 Run: `diffsim run lorenz_ensemble` (`--smoke`: 256 members; `--set n_members=100000`).
 """
@@ -28,10 +28,10 @@ import diffsim.plot as dsplot
 from diffsim._scenario import save_figure, scenario_args
 
 CONFIG = dict(
-    n_members=10_000,
-    rho_max=21.0,
-    t1=1.0,
-    dt=1e-3,
+    n_members=10_000,  # members, rho evenly spaced over [0, rho_max]
+    rho_max=21.0,  # the largest Rayleigh number rho
+    t1=1.0,  # time units, length of each run
+    dt=1e-3,  # time units, Tsit5 fixed step
     save_every=10,  # steps between saved states
     batch_size=2_048,  # members at once
     progress=True,  # chunk progress of the ensemble (stderr)
@@ -118,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         final_z_range=[float(final[:, 2].min()), float(final[:, 2].max())],
         seconds=seconds,
     )
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"Wrote {out}/lorenz_ensemble.png, summary.json")
+    (out / "lorenz_ensemble_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"Wrote {out}/lorenz_ensemble.png, lorenz_ensemble_summary.json")
     return 0
 
 

@@ -8,7 +8,7 @@ moves: the virial ratio 2K/|U| stays near 1 and the energy error stays bounded.
 
 Writes under --out: `nbody_cluster.gif` (the stars in the x-y plane), `nbody_cluster.png`
 (the cluster at the start and the end, the Lagrangian radii holding 10/50/90% of the
-mass, and the relative energy error over time) and `summary.json`.
+mass, and the relative energy error over time) and `nbody_cluster_summary.json`.
 
 Run: `diffsim run nbody_cluster` (`--smoke`: 32 stars for 1 time unit;
 `--set n_stars=512 --set t1=20` and the like).
@@ -30,13 +30,13 @@ from diffsim._progress import ProgressBar, saveat_fn  # noqa: E402
 from diffsim._scenario import save_figure, scenario_args  # noqa: E402
 
 CONFIG = dict(
-    n_stars=128,
+    n_stars=128,  # stars drawn from a Plummer sphere
     t1=10.0,  # N-body time units (G = M = a = 1; not Henon's, where a = 3 pi / 16)
-    dt=0.01,
-    softening=0.05,
+    dt=0.01,  # N-body time units, Leapfrog step
+    softening=0.05,  # N-body length units, Plummer softening
     save_every=10,  # steps between saved states (and GIF frames)
     frames=60,  # GIF frames
-    seed=0,
+    seed=0,  # random seed of the initial cluster
     progress=True,  # a progress bar for the rollout (on a terminal)
 )
 SMOKE = dict(n_stars=32, t1=1.0, frames=5)
@@ -120,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         half_mass_radius=[float(radii[0, 1]), float(radii[-1, 1])],
         seconds=seconds,
     )
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"Wrote {out}/nbody_cluster.gif, nbody_cluster.png, summary.json")
+    (out / "nbody_cluster_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"Wrote {out}/nbody_cluster.gif, nbody_cluster.png, nbody_cluster_summary.json")
     print(f"Done in {time.perf_counter() - start:.1f} s")
     return 0
 

@@ -13,8 +13,8 @@ same model that is fitted, and the noise comes from a fixed seed.
    trajectory is ever stored.
 
 Writes under --out: `pendulum_demo.png` (data, fit, residuals, and the 50% and 95%
-forecast bands against the held-back readings), `pendulum_corner.png` (the fitted
-parameters' uncertainty: the Gaussian and the drawn ensemble) and `summary.json`.
+forecast bands against the held-back readings), `pendulum_demo_corner.png` (the fitted
+parameters' uncertainty: the Gaussian and the drawn ensemble) and `pendulum_demo_summary.json`.
 Prints the fit table, how far the truth lies from the fit in standard errors, the
 forecast band's width, and how often the true (noise-free) angle stays inside it.
 
@@ -39,14 +39,14 @@ import diffsim.plot as dsplot  # noqa: E402
 from diffsim._scenario import save_figure, scenario_args  # noqa: E402
 
 CONFIG = dict(
-    length=1.3,  # m, the truth
-    damping=0.2,  # 1/s, the truth
-    angle0=1.0,  # rad, released at rest
-    noise=0.1,  # rad
+    length=1.3,  # m, the true pendulum length
+    damping=0.2,  # 1/s, the true damping rate
+    angle0=1.0,  # rad, the angle it is released from at rest
+    noise=0.1,  # rad, standard deviation of the reading noise
     t_observed=3.0,  # s of readings used by the fit
     t_forecast=20.0,  # s, the end of the forecast
-    n_members=10_000,
-    seed=2,
+    n_members=10_000,  # ensemble members drawn from the fit's posterior
+    seed=2,  # random seed: noise and ensemble draws
     progress=True,  # progress of the fit (stdout) and the ensemble (stderr)
 )
 SMOKE = dict(t_forecast=6.0, n_members=256)
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         truth=[config.length, config.damping],
     )
     fig.suptitle("Fitted uncertainty and the ensemble drawn from it")
-    save_figure(fig, out / "pendulum_corner.png", dpi=110)
+    save_figure(fig, out / "pendulum_demo_corner.png", dpi=110)
 
     summary = dict(
         truth=dict(length=config.length, damping=config.damping),
@@ -201,8 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         truth_inside_band95=float(inside95[ahead].mean()),
         seconds=dict(fit=fit_seconds, ensemble=ensemble_seconds),
     )
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"Wrote {out}/pendulum_demo.png, pendulum_corner.png, summary.json")
+    (out / "pendulum_demo_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"Wrote {out}/pendulum_demo.png, pendulum_demo_corner.png, pendulum_demo_summary.json")
     print(f"Done in {time.perf_counter() - start:.1f} s")
     return 0
 

@@ -11,7 +11,7 @@ Euler, SemiImplicitEuler, Leapfrog, Yoshida4 and RK4. What it shows:
   oscillating error; RK4 is more accurate per step than Leapfrog but drifts steadily;
 - the orbits in the ecliptic plane (`solar_system_orbits.png`, Yoshida4), with Euler's
   Jupiter spiralling outwards for contrast;
-- `summary.json`: each integrator's largest relative energy error and run time.
+- `solar_system_summary.json`: each integrator's largest relative energy error and run time.
 
 Run: `diffsim run solar_system` (`--smoke`: 20,000 days, Yoshida4 only;
 `--set dt=10` or `--set integrators=Leapfrog,RK4` and the like).
@@ -35,10 +35,10 @@ from diffsim._progress import ProgressBar, saveat_fn  # noqa: E402
 from diffsim._scenario import save_figure, scenario_args  # noqa: E402
 
 CONFIG = dict(
-    t1=200_000.0,  # days
-    dt=50.0,  # days
+    t1=200_000.0,  # days, length of each rollout
+    dt=50.0,  # days, the integrators' fixed step
     save_every=2,  # steps between saved states: 100 days, 40 per orbit of Jupiter
-    integrators="Euler,SemiImplicitEuler,Leapfrog,Yoshida4,RK4",
+    integrators="Euler,SemiImplicitEuler,Leapfrog,Yoshida4,RK4",  # comma-separated integrators to compare
     progress=True,  # a progress bar per rollout (on a terminal)
 )
 SMOKE = dict(t1=20_000.0, integrators="Yoshida4")
@@ -119,10 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     save_figure(fig, out / "solar_system_orbits.png", dpi=100)
 
-    (out / "summary.json").write_text(
+    (out / "solar_system_summary.json").write_text(
         json.dumps(dict(t1_days=config.t1, dt_days=config.dt, integrators=summary), indent=2) + "\n"
     )
-    print(f"Wrote {out}/solar_system_energy.png, solar_system_orbits.png, summary.json")
+    print(
+        f"Wrote {out}/solar_system_energy.png, solar_system_orbits.png, solar_system_summary.json"
+    )
     print(f"Done in {time.perf_counter() - start:.1f} s")
     return 0
 

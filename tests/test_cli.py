@@ -20,14 +20,23 @@ SCENARIOS = sorted(p.stem for p in (ROOT / "scenarios").glob("*.py") if not p.st
 
 # What each scenario must print or write, beyond exit status 0 and a non-empty figure.
 EXPECTED_OUTPUT = {
-    "pendulum_demo": ("Forecast:", ["pendulum_demo.png", "pendulum_corner.png", "summary.json"]),
+    "pendulum_demo": (
+        "Forecast:",
+        ["pendulum_demo.png", "pendulum_demo_corner.png", "pendulum_demo_summary.json"],
+    ),
     "fit_pendulum": ("(converged)", ["fit_pendulum.png"]),
     "fit_spring_network": ("Recovery ok", ["fit_spring_network.png"]),
     "fit_heat_source": ("relative RMS error", ["fit_heat_source.png"]),
-    "fit_nbody": ("Recovery ok", ["fit_nbody.png", "summary.json"]),
-    "solar_system": ("max |dE|/|E0|", ["solar_system_energy.png", "solar_system_orbits.png"]),
-    "nbody_cluster": ("virial ratio", ["nbody_cluster.gif", "nbody_cluster.png"]),
-    "lorenz_ensemble": ("0 failed", ["lorenz_ensemble.png", "summary.json"]),
+    "fit_nbody": ("Recovery ok", ["fit_nbody.png", "fit_nbody_summary.json"]),
+    "solar_system": (
+        "max |dE|/|E0|",
+        ["solar_system_energy.png", "solar_system_orbits.png", "solar_system_summary.json"],
+    ),
+    "nbody_cluster": (
+        "virial ratio",
+        ["nbody_cluster.gif", "nbody_cluster.png", "nbody_cluster_summary.json"],
+    ),
+    "lorenz_ensemble": ("0 failed", ["lorenz_ensemble.png", "lorenz_ensemble_summary.json"]),
 }
 
 
@@ -78,10 +87,13 @@ def test_run_smoke(name, tmp_path):
         assert data[:4] in (b"\x89PNG", b"GIF8") and len(data) > 1000, path.name
     text, files = EXPECTED_OUTPUT.get(name, ("", []))
     assert text in out.stdout
+    # Named after the scenario: two scenarios run into one --out never overwrite each other.
+    written = [p.name for p in (tmp_path / "out").iterdir()]
+    assert all(f.startswith(name) for f in written), written
     for file in files:
         assert (tmp_path / "out" / file).stat().st_size > 0, file
     if name == "pendulum_demo":
-        summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+        summary = json.loads((tmp_path / "out" / "pendulum_demo_summary.json").read_text())
         assert summary["n_members"] == 256 and set(summary["fit"]) == {"length", "damping"}
 
 
@@ -165,6 +177,18 @@ def test_the_command_does_not_import_jax():
     assert out.stdout.strip() == f"diffsim {diffsim.__version__}"
 
 
+def test_plot_loads_matplotlib_on_first_use():
+    """`ds.plot` works after `import diffsim` alone, and only then imports matplotlib."""
+    code = (
+        "import sys; import diffsim as ds\n"
+        "assert 'matplotlib' not in sys.modules\n"
+        "assert callable(ds.plot.trajectory) and callable(ds.ml.make_train_step)\n"
+        "assert 'matplotlib' in sys.modules\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
 def test_lazy_names_are_the_public_api():
     """The lazily loaded names are what `dir(ds)` lists, each resolves, and an unknown
     name is an AttributeError naming it."""
@@ -174,3 +198,33 @@ def test_lazy_names_are_the_public_api():
         assert getattr(diffsim, name) is not None
     with pytest.raises(AttributeError, match="simulat"):
         diffsim.simulat  # noqa: B018
+
+
+def _config_keys(path: Path) -> list[str]:
+    """The keys of a scenario's `CONFIG = dict(...)`, read without running it."""
+    import ast
+
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "CONFIG":
+            return [k.arg for k in node.value.keywords]
+    raise AssertionError(f"{path.name} has no CONFIG = dict(...)")
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_every_setting_says_what_it_means(name):
+    """`diffsim run NAME --help` shows each setting's meaning and unit, written as the
+    comment on the line that sets it in CONFIG."""
+    from diffsim._scenario import setting_notes
+
+    path = ROOT / "scenarios" / f"{name}.py"
+    notes = setting_notes(path.read_text(encoding="utf-8"))
+    missing = [key for key in _config_keys(path) if len(notes.get(key, "")) < 3]
+    assert not missing, f"{name}: settings without a `# meaning, unit` comment: {missing}"
+
+
+def test_scenario_help_lists_meanings(tmp_path):
+    out = _diffsim("run", "pendulum_demo", "--help", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    settings = out.stdout.split("settings (--set KEY=VALUE)")[1]
+    line = next(ln for ln in settings.splitlines() if ln.strip().startswith("length=1.3"))
+    assert "[m]" in line or " m" in line, line

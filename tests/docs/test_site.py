@@ -52,3 +52,14 @@ def test_included_readmes_exist():
 def test_the_site_folder_is_ignored_by_git():
     assert "site/" in (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
     assert Path(ROOT / "mkdocs.yml").is_file()
+
+
+def test_install_extras_the_docs_name_exist():
+    """`pip install "diffsim-jax[cuda12]"` in the docs is an extra pyproject.toml declares."""
+    from importlib.metadata import metadata
+
+    extras = set(metadata("diffsim-jax").get_all("Provides-Extra"))
+    pages = [*DOCS.rglob("*.md"), ROOT / "README.md"]
+    named = {m for p in pages for m in re.findall(r"diffsim-jax\[(\w+)\]", p.read_text("utf-8"))}
+    assert named, "the docs show no install with an extra"
+    assert named <= extras, f"extras in the docs that pyproject.toml lacks: {named - extras}"
