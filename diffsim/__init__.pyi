@@ -2,9 +2,7 @@
 builder; at run time `diffsim/__init__.py` loads them lazily from this list
 (lazy_loader.attach_stub), so `import diffsim` and the `diffsim` command stay fast."""
 
-from . import ml as ml
-from . import plot as plot
-from . import systems as systems
+from . import ml as ml, plot as plot, systems as systems
 from ._version import __version__ as __version__
 from .engine import (
     BAOAB as BAOAB,

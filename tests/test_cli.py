@@ -70,6 +70,8 @@ SLOW = {
     "fit_nbody": "a 9-parameter N-body fit, about 18 s of CPU on a 2-core CPU",
     "hybrid_friction": "trains three models, about 31 s",
     "cartpole_swingup": "trains a controller, about 26 s",
+    "fit_heat_source": "an implicit-solver fit, about 13 s",
+    "infer_parameters": "trains an inference network, about 13 s",
 }
 
 

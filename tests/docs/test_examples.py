@@ -49,12 +49,35 @@ def _run(example: Example, tmp_path, monkeypatch) -> None:
         plt.close("all")
 
 
-@pytest.mark.parametrize("example", docstring_examples(), ids=lambda e: e.name)
+# Examples too long for `make test` (run by `make test-slow`), each with why it can wait.
+SLOW = {
+    "diffsim.plot.animate_springs": "writes a GIF frame by frame, ~13 s; tests/test_plot.py animates",
+    "diffsim.plot.animate_pendulum": "writes a GIF frame by frame, ~11 s; tests/test_plot.py animates",
+    "diffsim.plot.animate_bodies": "writes a GIF frame by frame, ~6 s; tests/test_plot.py animates",
+    "docs/guides/ml.md": "trains a hybrid model and a controller, ~13 s",
+}
+
+
+def _marked(examples: list[Example]) -> list:
+    return [
+        pytest.param(e, id=e.name, marks=pytest.mark.slow)
+        if e.name in SLOW
+        else pytest.param(e, id=e.name)
+        for e in examples
+    ]
+
+
+def test_slow_examples_exist():
+    names = {e.name for e in docstring_examples() + page_examples()}
+    assert set(SLOW) <= names, set(SLOW) - names
+
+
+@pytest.mark.parametrize("example", _marked(docstring_examples()))
 def test_docstring_example_runs(example, tmp_path, monkeypatch):
     _run(example, tmp_path, monkeypatch)
 
 
-@pytest.mark.parametrize("example", page_examples(), ids=lambda e: e.name)
+@pytest.mark.parametrize("example", _marked(page_examples()))
 def test_page_example_runs(example, tmp_path, monkeypatch):
     _run(example, tmp_path, monkeypatch)
 
