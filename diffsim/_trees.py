@@ -1,8 +1,8 @@
-"""Pytree predicates and conversions shared by `simulate` and the uses built on it
-(private).
+"""Pytree predicates, conversions and leafwise operations shared by `simulate` and the
+uses built on it (private).
 
-Contract: nothing here traces or compiles; each function inspects or rebuilds a pytree
-on the host.
+Contract: `is_concrete*` and `floats_to_arrays` inspect or rebuild a pytree on the host
+and trace nothing; `tree_where` and `all_finite` are array operations (traceable).
 """
 
 import jax
@@ -28,3 +28,14 @@ def floats_to_arrays(tree):
     Python float left as a literal lets XLA fold it into the step (measured 7% of a
     vmapped Lorenz ensemble on a CPU)."""
     return jax.tree.map(lambda x: jnp.asarray(x) if type(x) is float else x, tree)
+
+
+def tree_where(condition, a, b):
+    """`jnp.where(condition, a, b)` leaf by leaf over two pytrees of the same structure."""
+    return jax.tree.map(lambda x, y: jnp.where(condition, x, y), a, b)
+
+
+def all_finite(tree) -> jax.Array:
+    """Whether every element of every leaf of `tree` is finite (a scalar bool)."""
+    leaves = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]
+    return jnp.stack(leaves).all() if len(leaves) > 1 else leaves[0]

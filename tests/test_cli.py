@@ -72,6 +72,8 @@ SLOW = {
     "cartpole_swingup": "trains a controller, about 26 s",
     "fit_heat_source": "an implicit-solver fit, about 13 s",
     "infer_parameters": "trains an inference network, about 13 s",
+    "landing_point": "optimises a launch through a terminal event, about 11 s",
+    "solar_system": "three integrators over the outer planets, about 12 s",
 }
 
 

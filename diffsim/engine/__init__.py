@@ -10,11 +10,13 @@ from ._adjoints import (
     Reversible as Reversible,
 )
 from ._errors import (
+    EventError as EventError,
     MaxStepsError as MaxStepsError,
     NonFiniteStateError as NonFiniteStateError,
     SimulationError as SimulationError,
     StepSizeError as StepSizeError,
 )
+from ._event import Event as Event, EventLog as EventLog
 from ._rollout import simulate as simulate
 from ._saveat import SaveAt as SaveAt
 from ._solution import RESULTS as RESULTS, Trajectory as Trajectory
@@ -28,6 +30,7 @@ from .integrators import (
     AbstractIntegrator as AbstractIntegrator,
     AbstractSDEIntegrator as AbstractSDEIntegrator,
     Boris as Boris,
+    Diffrax as Diffrax,
     Dopri8 as Dopri8,
     Euler as Euler,
     EulerMaruyama as EulerMaruyama,
@@ -37,5 +40,6 @@ from .integrators import (
     SemiImplicitEuler as SemiImplicitEuler,
     Tsit5 as Tsit5,
     Tsit5Fixed as Tsit5Fixed,
+    WisdomHolman as WisdomHolman,
     Yoshida4 as Yoshida4,
 )

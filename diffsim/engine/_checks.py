@@ -21,6 +21,7 @@ from .integrators import (
     AbstractAdaptiveIntegrator,
     AbstractFixedStepIntegrator,
     AbstractSDEIntegrator,
+    EventStep,
 )
 from .integrators._base import check_integrator_fits, is_mechanical
 
@@ -51,6 +52,13 @@ def check_strategies(integrator, saveat, adjoint, max_steps) -> None:
             "adjoint=ds.Backsolve() is the continuous adjoint of adaptive integrators "
             f"(ds.Tsit5(), ...); got {type(integrator).__name__}(). For fixed-step "
             "integrators use ds.Reversible() (O(1) memory, exact) or ds.Checkpointed()."
+        )
+    if saveat.dense and isinstance(adjoint, (Reversible, Backsolve)):
+        raise ValueError(
+            f"SaveAt(dense=True) keeps every step's state for its interpolant, which "
+            f"adjoint=ds.{type(adjoint).__name__}() cannot differentiate (it rebuilds the "
+            "states instead of storing them). Use adjoint=ds.Checkpointed() or ds.Direct() "
+            "with dense output."
         )
     if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
         raise ValueError(f"max_steps must be a positive int or None; got {max_steps!r}.")
@@ -92,15 +100,50 @@ def float_dtype(y0) -> Any:
     return dtype
 
 
-def check_positive_finite(name: str, value) -> None:
-    if value is None:
-        raise ValueError(f"{name} is required: pass a positive step size, e.g. {name}=0.01.")
-    if is_concrete(value):
-        arr = np.asarray(value)
+DT_MESSAGE = "dt must be a finite non-zero number: positive, or negative to integrate backwards."
+
+
+def signed_step(dt, t0, t1, *, required: bool = True):
+    """The step `dt` with the sign of the direction of integration. With `t1`, a backward
+    rollout (`t1 < t0`) takes `dt` as a magnitude or negative; a negative `dt` with
+    `t1 > t0` is refused. Without `t1` (`n_steps=`), the sign of `dt` is the direction.
+    Traced values are checked at run time (`_rollout.py`)."""
+    if dt is None:
+        if required:
+            raise ValueError(
+                "dt is required: pass a step size, e.g. dt=0.01 (to integrate backwards, "
+                "t1 < t0, or with n_steps=, a negative dt=-0.01)."
+            )
+        return None
+    if is_concrete(dt):
+        arr = np.asarray(dt)
         if arr.ndim != 0:
-            raise ValueError(f"{name} must be a scalar; got shape {arr.shape}.")
-        if not (np.isfinite(arr) and arr > 0):
-            raise ValueError(f"{name} must be a positive finite number; got {float(arr)}.")
+            raise ValueError(f"dt must be a scalar; got shape {arr.shape}.")
+        if not (np.isfinite(arr) and arr != 0):
+            raise ValueError(f"{DT_MESSAGE} Got dt={float(arr)}.")
+    if t1 is None or not (is_concrete(t0) and is_concrete(t1) and is_concrete(dt)):
+        return dt
+    if float(t1) < float(t0):
+        return -abs(dt)
+    if float(t1) > float(t0) and float(dt) < 0:
+        raise ValueError(
+            f"dt={float(dt):g} is negative but t1 > t0 (t0={float(t0):g}, t1={float(t1):g}): "
+            "dt must have the sign of t1 - t0. To integrate forwards pass a positive "
+            f"dt={-float(dt):g}; to integrate backwards pass t1 < t0."
+        )
+    return dt
+
+
+def check_backward(integrator, dt) -> None:
+    """Stochastic and event-stepping integrators run forwards only."""
+    if not (is_concrete(dt) and float(dt) < 0):
+        return
+    if isinstance(integrator, (AbstractSDEIntegrator, EventStep)):
+        raise ValueError(
+            f"{type(integrator).__name__}() integrates forwards only, but this rollout runs "
+            "backwards (t1 < t0 or a negative dt). Integrate forwards, or use a "
+            "deterministic integrator such as ds.RK4()."
+        )
 
 
 def number_of_steps(t0, t1, dt, n_steps) -> int:
@@ -123,15 +166,11 @@ def number_of_steps(t0, t1, dt, n_steps) -> int:
     t0, t1, dt = float(t0), float(t1), float(dt)
     if not math.isfinite(t1):
         raise ValueError(f"t1 must be finite; got {t1}.")
-    if t1 < t0:
-        raise ValueError(
-            f"t1 must be >= t0; got t0={t0}, t1={t1}. (Use a negative-time system or swap them.)"
-        )
-    ratio = (t1 - t0) / dt
+    ratio = (t1 - t0) / dt  # dt has the sign of t1 - t0 (`signed_step`)
     n = round(ratio)
     if abs(ratio - n) > 1e-6 * max(1.0, ratio):
         raise ValueError(
-            f"t1 - t0 = {t1 - t0:g} is not a whole number of steps of dt = {dt:g} "
+            f"t1 - t0 = {t1 - t0:g} is not a whole number of steps of dt = {abs(dt):g} "
             f"({ratio:.6g} steps). Choose dt = (t1 - t0) / n for a whole n, or pass n_steps=."
         )
     return n
@@ -262,7 +301,8 @@ def _evaluate_vector_field(system, t0, y0):
 
 
 def check_saveat_ts(ts, t0, t1) -> None:
-    """Save times lie in [t0, t1] and do not decrease (when all three are concrete)."""
+    """Save times lie in [t0, t1] and are ordered in the direction of integration:
+    non-decreasing, or non-increasing when t1 < t0 (when all three are concrete)."""
     if not (is_concrete(ts) and is_concrete(t0) and is_concrete(t1)):
         return  # checked at run time instead
     ts, t0, t1 = np.asarray(ts), float(t0), float(t1)
@@ -274,12 +314,24 @@ def check_saveat_ts(ts, t0, t1) -> None:
             f"{ts[np.argmin(np.isfinite(ts))]}."
         )
     slack = 1e-9 * max(1.0, abs(t0), abs(t1))
-    if ts.min() < t0 - slack or ts.max() > t1 + slack:
-        raise ValueError(
-            f"SaveAt(ts=...) must lie within [t0, t1] = [{t0:g}, {t1:g}]; got times from "
-            f"{ts.min():g} to {ts.max():g}."
+    backward = t1 < t0
+    lo, hi = (t1, t0) if backward else (t0, t1)
+    if ts.min() < lo - slack or ts.max() > hi + slack:
+        where = (
+            f"[t1, t0] = [{t1:g}, {t0:g}] (t1 < t0: backwards)"
+            if backward
+            else f"[t0, t1] = [{t0:g}, {t1:g}]"
         )
-    if np.any(np.diff(ts) < 0):
+        raise ValueError(
+            f"SaveAt(ts=...) must lie within {where}; got times from {ts.min():g} to {ts.max():g}."
+        )
+    if backward and np.any(np.diff(ts) > 0):
+        raise ValueError(
+            "SaveAt(ts=...) must be non-increasing when integrating backwards (t1 < t0): "
+            "states are saved in the order they are reached. Sort the times in decreasing "
+            "order (e.g. ts[::-1])."
+        )
+    if not backward and np.any(np.diff(ts) < 0):
         raise ValueError("SaveAt(ts=...) must be non-decreasing; sort the times.")
 
 
@@ -330,11 +382,15 @@ def check_stability(system, integrator, dt, y0) -> None:
         limit = limits[kind]
         # The bounds (Gershgorin) reach 85-100% of the extreme eigenvalue, down to grids
         # of 3 nodes: refused only past 1.25x the limit, the step is certainly unstable.
-        if limit is None or not rate > 0 or float(dt) * float(rate) <= _STABILITY_SLACK * limit:
+        if (
+            limit is None
+            or not rate > 0
+            or abs(float(dt)) * float(rate) <= _STABILITY_SLACK * limit
+        ):
             continue
         name, integ = type(system).__name__, type(integrator).__name__
         raise ValueError(
-            f"dt={float(dt):g} is past {integ}'s stability limit for {name}: its fastest "
+            f"dt={abs(float(dt)):g} is past {integ}'s stability limit for {name}: its fastest "
             f"{kind} rate is {float(rate):.4g}, so dt must be <= {limit / float(rate):.4g} "
             f"(dt * rate <= {limit}). Use a smaller dt or an implicit integrator "
             "(ds.Kvaerno5())."

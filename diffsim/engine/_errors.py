@@ -111,6 +111,29 @@ class StepSizeError(SimulationError):
     """
 
 
+class EventError(SimulationError):
+    """A rollout with `events=` failed: more events than `max_events`, or events
+    accumulating (more than 16 inside one step, Zeno behaviour such as a ball bouncing
+    ever faster as it comes to rest).
+
+    **Example:** a ball bouncing with restitution 0.5 comes to rest after infinitely many
+    bounces in finite time:
+
+    ```python
+    ball = ds.systems.Projectile()
+    floor = ds.Event(lambda t, y: y.q[0], direction=-1,
+                     reset=lambda t, y: ds.PhaseState(y.q, -0.5 * y.v))
+    y0 = ds.PhaseState(q=jnp.array([1.0]), v=jnp.array([0.0]))
+    try:
+        ds.simulate(ball, y0, t1=3.0, dt=0.01, events=floor, max_events=8)
+    except ds.EventError as e:
+        print(e.headline)  # ds.simulate: more events occurred than max_events.
+    traj = ds.simulate(ball, y0, t1=3.0, dt=0.01, events=floor, max_events=8, throw=False)
+    print(traj.result == ds.RESULTS.event_capacity)  # True
+    ```
+    """
+
+
 # What failed (the first line, the same eagerly and under jit) and how to fix it.
 FAILURES = [
     (
@@ -132,6 +155,20 @@ FAILURES = [
         "the adaptive solve failed (step size collapsed or the implicit solve diverged)",
         "Check the system's parameters for a singularity, tighten rtol/atol or use "
         "ds.Kvaerno5() for a stiff system.",
+    ),
+    (
+        RESULTS.event_capacity,
+        EventError,
+        "more events occurred than max_events",
+        "Increase max_events= (the capacity of traj.events).",
+    ),
+    (
+        RESULTS.event_accumulation,
+        EventError,
+        "events accumulated (more than 16 in one step: Zeno behaviour)",
+        "Events are converging in time, e.g. a ball coming to rest: end the rollout with a "
+        "terminal event (ds.Event(..., terminal=True)) when the motion is small enough, or "
+        "make the reset remove the accumulation (no bounce below some speed).",
     ),
 ]
 
@@ -172,7 +209,12 @@ def raise_if_failed(traj, *, what: str = "ds.simulate", step_time=None) -> None:
         value = np.asarray(traj.stats.get(name, -1)).reshape(-1)
         return int(value[min(first, value.size - 1)]) if value.size else -1
 
-    if pick("nonfinite_step") >= 0:
+    if isinstance(cls, type) and issubclass(cls, EventError) and traj.events is not None:
+        count = np.asarray(traj.events.count).reshape(-1)[first]
+        times = np.asarray(traj.events.times).reshape(-1, traj.events.times.shape[-1])[first]
+        last = times[min(int(count), times.size) - 1] if count else float("nan")
+        where = f"After {int(count)} events, the last logged at t = {float(last):.6g}"
+    elif pick("nonfinite_step") >= 0:
         k = pick("nonfinite_step")
         time = f" (t = {float(step_time(k)):.6g})" if step_time is not None else ""
         where = f"At step {k}{time}"

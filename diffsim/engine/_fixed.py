@@ -19,16 +19,13 @@ import jax.lax as lax
 import jax.numpy as jnp
 import numpy as np
 
+from .._trees import all_finite
 from ._adjoints import AbstractAdjoint, Checkpointed, Direct, Reversible
 from ._checks import VELOCITY_MESSAGE, velocity_dependence
+from ._interpolation import hermite_from_states
 from ._saveat import SaveAt
 from ._solution import RESULTS, Trajectory
 from .integrators._base import uses_fsal
-
-
-def _all_finite(tree) -> jax.Array:
-    leaves = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]
-    return jnp.stack(leaves).all() if len(leaves) > 1 else leaves[0]
 
 
 def _stack(trees):
@@ -72,7 +69,7 @@ def _first_nonfinite_step(step, params, carry0, n: int, y_final) -> jax.Array:
     """
     if n == 0:
         return jnp.asarray(-1, jnp.int32)
-    finite = _all_finite(y_final)
+    finite = all_finite(y_final)
 
     def locate(_):
         quiet = jax.tree.map(
@@ -82,7 +79,7 @@ def _first_nonfinite_step(step, params, carry0, n: int, y_final) -> jax.Array:
         def body(state, _):
             carry, bad = state
             carry1 = step(quiet[0], carry)
-            bad = jnp.where((bad < 0) & ~_all_finite(carry1[0]), carry[1], bad)
+            bad = jnp.where((bad < 0) & ~all_finite(carry1[0]), carry[1], bad)
             return (carry1, bad), None
 
         minus_one = jnp.asarray(-1, jnp.int32)
@@ -145,6 +142,9 @@ def simulate_fixed(
     """`n` steps of `dt` from `(t0, y0)`; see `simulate` for the arguments. `check_ts`:
     the save times were traced, so they are checked at run time."""
     plan = _plan(system, y0, t0, dt, integrator, saveat, adjoint)
+    if saveat.dense:
+        ts, ys, y_final, interpolation = _save_dense(plan, saveat, n, integrator, check_ts)
+        return _report(plan, n, ts, ys, y_final, interpolation)
     if saveat.ts is not None:
         ts, ys, y_final = _save_ts(plan, saveat, n, integrator, adjoint, check_ts)
     elif saveat.every is not None and _flat_every(adjoint, y0, n, saveat.every):
@@ -156,13 +156,13 @@ def simulate_fixed(
     return _report(plan, n, ts, ys, y_final)
 
 
-def _report(plan: _Plan, n: int, ts, ys, y_final) -> Trajectory:
+def _report(plan: _Plan, n: int, ts, ys, y_final, interpolation=None) -> Trajectory:
     """Check the final state; on failure find the first bad step. Never raises: the
     caller reads `result` and `stats["nonfinite_step"]` (see `_errors.py`)."""
     bad = _first_nonfinite_step(plan.step, plan.params, plan.carry0, n, y_final)
     result = RESULTS.where(bad >= 0, RESULTS.nonfinite, RESULTS.successful)
     stats = {"num_steps": jnp.asarray(n, jnp.int32), "nonfinite_step": bad}
-    return Trajectory(ts=ts, ys=ys, result=result, stats=stats)
+    return Trajectory(ts=ts, ys=ys, result=result, stats=stats, interpolation=interpolation)
 
 
 def _save_ends(plan: _Plan, n: int, saveat: SaveAt, adjoint):
@@ -224,22 +224,30 @@ def _save_every_nested(plan: _Plan, n: int, k: int, adjoint):
     return ts, _concat(pieces), carry[0]
 
 
+def _checked_ts(saveat: SaveAt, t0, dt, n: int, check_ts: bool):
+    """The save times in the state's dtype; traced ones are checked here, at run time."""
+    ts = saveat.ts.astype(t0.dtype)
+    if not check_ts:
+        return ts
+    # A few ulps of slack: t1 computed as t0 + n dt rounds differently from a user's t1.
+    slack = 8 * jnp.finfo(t0.dtype).eps * (jnp.abs(t0) + n * jnp.abs(dt))
+    t1 = t0 + n * dt
+    lo, hi = jnp.minimum(t0, t1), jnp.maximum(t0, t1)
+    return eqx.error_if(
+        ts,
+        (ts < lo - slack).any()
+        | (ts > hi + slack).any()
+        | (jnp.diff(ts) * jnp.sign(dt) < 0).any()
+        | ~jnp.isfinite(ts).all(),
+        "SaveAt(ts=...) must be finite, within [t0, t1] and in the order of integration "
+        "(non-decreasing; non-increasing for a backward rollout, dt < 0).",
+    )
+
+
 def _save_ts(plan: _Plan, saveat: SaveAt, n: int, integrator, adjoint, check_ts: bool):
     """SaveAt(ts=times): the grid states around each time, then a partial step to it."""
     _, t0, dt = plan.params
-    ts = saveat.ts.astype(t0.dtype)
-    if check_ts:  # traced save times: checked here, not before tracing
-        # A few ulps of slack: t1 computed as t0 + n dt rounds differently from a
-        # user's own t1.
-        slack = 8 * jnp.finfo(t0.dtype).eps * (jnp.abs(t0) + n * jnp.abs(dt))
-        ts = eqx.error_if(
-            ts,
-            (ts < t0 - slack).any()
-            | (ts > t0 + n * dt + slack).any()
-            | (jnp.diff(ts) < 0).any()
-            | ~jnp.isfinite(ts).all(),
-            "SaveAt(ts=...) must be finite, non-decreasing and within [t0, t1].",
-        )
+    ts = _checked_ts(saveat, t0, dt, n, check_ts)
     ys, final = _save_at_times(
         plan.step, plan.inverse, plan.params, plan.carry0, ts, n, integrator, adjoint
     )
@@ -320,6 +328,36 @@ def _save_at_times(step, inverse, params, carry0, ts, n, integrator, adjoint):
     rows = jnp.searchsorted(ks, ks, side="left")
     y_k = jax.tree.map(lambda b: b[rows], buffer)
     return _partial_steps(integrator, system, t0, dt, ks, ts, y_k), final
+
+
+def _save_dense(plan: _Plan, saveat: SaveAt, n: int, integrator, check_ts: bool):
+    """SaveAt(..., dense=True): one flat scan that emits every state (the interpolant keeps
+    them all, O(n), so nothing is gained by checkpointing), the Hermite interpolant on the
+    grid, and the saved values of the other modes read off the grid states as they
+    compute them."""
+    system, t0, dt = plan.params
+    y0 = plan.carry0[0]
+
+    def flat(carry, _):
+        carry = plan.step(plan.params, carry)
+        return carry, carry[0]
+
+    carry, states = lax.scan(flat, plan.carry0, None, length=n)
+    grid = _concat([_stack([y0]), states])
+    interpolation = hermite_from_states(system, t0 + jnp.arange(n + 1, dtype=t0.dtype) * dt, grid)
+    if saveat.ts is not None:
+        ts = _checked_ts(saveat, t0, dt, n, check_ts)
+        ks = jnp.clip(jnp.floor((ts - t0) / dt).astype(jnp.int32), 0, max(n - 1, 0))
+        y_k = jax.tree.map(lambda g: g[ks], grid)
+        ys = _partial_steps(integrator, system, t0, dt, ks, ts, y_k) if n else y_k
+        return ts, jax.vmap(plan.save)(ts, ys), carry[0], interpolation
+    if saveat.every is not None:
+        steps = np.unique(np.append(np.arange(0, n + 1, saveat.every), n))
+    else:
+        steps = np.array([0] * bool(saveat.t0) + [n] * bool(saveat.t1))
+    ts = t0 + jnp.asarray(steps, t0.dtype) * dt
+    picked = jax.tree.map(lambda g: g[steps], grid)
+    return ts, jax.vmap(plan.save)(ts, picked), carry[0], interpolation
 
 
 def _partial_steps(integrator, system, t0, dt, ks, ts, y_k):

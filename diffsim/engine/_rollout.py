@@ -28,6 +28,9 @@ from ._adaptive_rollout import simulate_adaptive
 from ._adjoints import AbstractAdjoint, Checkpointed, Direct, Reversible, reverse_mode_only
 from ._collect import collecting, hand_over, poison
 from ._errors import error_if_failed, raise_if_failed, reraise_clean
+from ._event import check_events
+from ._event_adaptive import diffrax_adjoint, simulate_adaptive_events
+from ._event_fixed import simulate_events
 from ._fixed import simulate_fixed
 from ._saveat import SaveAt
 from ._solution import RESULTS, Trajectory
@@ -48,6 +51,8 @@ def simulate(
     adjoint: AbstractAdjoint = Checkpointed(),
     max_steps: int | None = None,
     throw: bool = True,
+    events: Any = None,
+    max_events: int = 64,
 ) -> Trajectory:
     """Roll `system` forward from state `y0` at time `t0`.
 
@@ -56,6 +61,12 @@ def simulate(
     `lax.scan` and costs the same as a hand-written one. With an adaptive integrator
     (`ds.Tsit5`, `ds.Dopri8`, `ds.Kvaerno5`) it is one `diffrax.diffeqsolve` from `t0` to
     `t1`, and `dt` is the initial step (`None`: diffrax picks).
+
+    **Backward time.** With `t1 < t0` the rollout integrates backwards (fixed-step and
+    adaptive integrators alike): `dt` may be given as a magnitude (`dt=0.01`) or with the
+    sign of `t1 - t0` (`dt=-0.01`); with `n_steps=`, a negative `dt` means backwards.
+    `SaveAt(ts=...)` must then be non-increasing, within `[t1, t0]`, and `traj.ts` runs
+    from `t0` down. Stochastic integrators and `ds.EventStep` run forwards only.
 
     **Arguments:**
 
@@ -67,18 +78,22 @@ def simulate(
     - `y0`: the initial state, a pytree of arrays (`ds.PhaseState(q, v)` for mechanical
       systems). Integer leaves become floats; float32 and float64 both work.
     - `t0`: the start time.
-    - `t1` / `n_steps`: the end time, or the number of steps; exactly one. With `t1`, the
-      values of `t0`, `t1`, `dt` must be concrete (not traced). With `n_steps`, `t0` and `dt`
-      may be traced and differentiated.
-    - `dt`: the step size (fixed step) or initial step (adaptive).
+    - `t1` / `n_steps`: the end time (before `t0` to integrate backwards), or the number of
+      steps; exactly one. With `t1`, the values of `t0`, `t1`, `dt` must be concrete (not
+      traced). With `n_steps`, `t0` and `dt` may be traced and differentiated.
+    - `dt`: the step size (fixed step) or initial step (adaptive): non-zero, positive or
+      with the sign of `t1 - t0` (a negative `dt` with `t1 > t0` is an error).
     - `integrator`: fixed step: `ds.RK4()` (default), `ds.Euler()`,
       `ds.SemiImplicitEuler()`, `ds.Leapfrog()`, `ds.Yoshida4()`, `ds.Tsit5Fixed()`,
-      `ds.Boris()` (charged particles), `ds.EulerMaruyama(key=...)` and
+      `ds.Boris()` (charged particles), `ds.WisdomHolman()` (planets around a star,
+      `ds.systems.NBody`), `ds.EulerMaruyama(key=...)` and
       `ds.BAOAB(key=...)` (stochastic systems), `ds.EventStep()` (systems with a guard
-      and reset); adaptive: `ds.Tsit5()`, `ds.Dopri8()`, `ds.Kvaerno5()`. Your own: a
+      and reset); adaptive: `ds.Tsit5()`, `ds.Dopri8()`, `ds.Kvaerno5()`, and
+      `ds.Diffrax(solver, stepsize_controller)` for any diffrax ODE solver. Your own: a
       subclass of `ds.AbstractFixedStepIntegrator` (or `ds.AbstractExplicitRK`, from a
       Butcher tableau), `ds.AbstractSDEIntegrator` or `ds.AbstractAdaptiveIntegrator`.
-    - `saveat`: a `ds.SaveAt`; default `SaveAt(t1=True)`, the final state only.
+    - `saveat`: a `ds.SaveAt`; default `SaveAt(t1=True)`, the final state only. Add
+      `dense=True` for `traj.evaluate(t)` at any time (`ds.Trajectory.evaluate`).
     - `adjoint`: how reverse-mode gradients flow: `ds.Checkpointed()` (default,
       O(sqrt(n)) memory), `ds.Direct()` (stores every step), `ds.Reversible()` (O(1)
       memory, time-reversible integrators and velocity-independent forces) or
@@ -94,13 +109,23 @@ def simulate(
       `traj.result` instead. Fixed-step rollouts check the final state only (NaN and inf
       propagate), and on failure re-run the steps once to report the first non-finite
       one in `traj.stats["nonfinite_step"]`, so the check costs nothing per step.
+    - `events`: a `ds.Event` or a list of them: zero crossings of `condition(t, y)` that
+      are located (on the fixed-step method's cubic Hermite interpolant, or by diffrax's
+      root find for adaptive integrators), logged in `traj.events`, and may reset the
+      state or end the rollout; gradients include the derivative of the event times
+      (`ds.Event`). Not with `ds.Reversible()`/`ds.Backsolve()`, stochastic integrators
+      or `ds.EventStep()`, and forwards in time only. A fixed-step rollout with events is
+      one scan of `n + max_events` iterations; saved values between grid times come from
+      the interpolant. `ds.EventError` if the log overflows or events accumulate.
+    - `max_events`: the capacity of `traj.events` (static, default 64).
 
     **Raises** before anything runs: `TypeError`/`ValueError` naming the argument, for
     bad arguments, a `dt` past an explicit integrator's stability limit on a PDE system,
     a stochastic system with a deterministic integrator. An error in the system's own
     code (the function an `ODESystem` wraps) propagates as itself.
 
-    **Returns:** a `ds.Trajectory` with `ts`, `ys`, `result`, `stats`.
+    **Returns:** a `ds.Trajectory` with `ts`, `ys`, `result`, `stats` (and, with
+    `SaveAt(dense=True)`, `evaluate(t)`).
 
     **Example:**
 
@@ -125,14 +150,30 @@ def simulate(
 
     print(jax.grad(final_angle)(1.0))  # 0.04450...
     ```
+
+    Backwards in time, from the state at `t0 = 10` back to `t1 = 0`:
+
+    ```python
+    end = jax.tree.map(lambda x: x[-1], traj.ys)
+    back = ds.simulate(pendulum, end, t0=10.0, t1=0.0, dt=0.01, integrator=ds.Leapfrog())
+    print(back.ys.q)  # [0.4999996]: 0.5 to round-off, as Leapfrog is time-reversible
+    ```
     """
     _checks.check_strategies(integrator, saveat, adjoint, max_steps)
     _checks.check_noise(system, integrator)
+    events = check_events(events, max_events, integrator, adjoint, saveat, t0, t1, dt)
     _checks.check_time("t0", t0)
     _checks.check_time("t1", t1)
     throw = throw and not in_trial()
     if isinstance(integrator, AbstractAdaptiveIntegrator):
-        y0 = _check_adaptive(system, y0, t0, t1, dt, n_steps, integrator, saveat)
+        y0, dt = _check_adaptive(system, y0, t0, t1, dt, n_steps, integrator, saveat)
+        if events:
+            with reverse_mode_only(f"ds.{type(adjoint).__name__}()", "Use adjoint=ds.Direct()."):
+                traj = simulate_adaptive_events(
+                    _dynamic_floats(system, y0), y0, t0, t1, dt, integrator, saveat,
+                    diffrax_adjoint(adjoint, forward_jacobians()), max_steps, events, max_events,
+                )  # fmt: skip
+            return _deliver(traj, throw, step_time=None)
         # Inside a least-squares solver's trial rollouts (forward-mode Jacobians only):
         # diffrax's forward-mode adjoint, as fixed-step rollouts switch to Direct.
         traj = simulate_adaptive(
@@ -145,6 +186,12 @@ def simulate(
     )
     if forward_jacobians():
         adjoint = Direct()
+    if events:
+        traj = simulate_events(
+            _dynamic_floats(system, y0), y0, t0_arr, dt_arr, n, integrator, saveat, adjoint,
+            events, max_events,
+        )  # fmt: skip
+        return _deliver(traj, throw, step_time=lambda k: t0_arr + (k + 1) * dt_arr)
     if isinstance(adjoint, Reversible):
         _checks.check_reversible_forces(system, t0_arr, y0)
     # Reversible is a custom VJP: JAX refuses forward mode through it when the jitted
@@ -178,42 +225,54 @@ def _deliver(traj: Trajectory, throw: bool, step_time) -> Trajectory:
         if hand_over(traj.result, traj.stats.get("nonfinite_step", jnp.asarray(-1, jnp.int32))):
             return traj
         failed = traj.result != RESULTS.successful
-        return eqx.tree_at(lambda t: t.ys, traj, poison(traj.ys, failed))
+        return _map_outputs(lambda out: poison(out, failed), traj)
     try:
-        ys = error_if_failed(traj.ys, traj.result)
+        return _map_outputs(lambda out: error_if_failed(out, traj.result), traj)
     except Exception as e:  # an eager vmap or grad runs the check at once: Python sees it
         reraise_clean(e)
         raise
-    return eqx.tree_at(lambda t: t.ys, traj, ys)
+
+
+def _map_outputs(fn, traj: Trajectory) -> Trajectory:
+    """`traj` with `fn` applied to what a caller reads: the saved states and, with dense
+    output, the interpolant (a caller may use `traj.evaluate` alone, and the check must
+    not be dropped with the unused `ys`)."""
+    if traj.interpolation is None:
+        return eqx.tree_at(lambda t: t.ys, traj, fn(traj.ys))
+    where = lambda t: (t.ys, t.interpolation)  # noqa: E731
+    return eqx.tree_at(where, traj, fn(where(traj)))
 
 
 def _check_adaptive(system, y0, t0, t1, dt, n_steps, integrator, saveat):
-    """The checks an adaptive solve needs; returns `y0` cast to the state's dtype."""
+    """The checks an adaptive solve needs; returns `y0` cast to the state's dtype and the
+    initial step `dt` with the sign of `t1 - t0` (diffrax's rule)."""
     if t1 is None or n_steps is not None:
         raise ValueError(
             f"The adaptive integrator {type(integrator).__name__} needs t1= (the end "
             "time) and no n_steps=; it chooses its own steps."
         )
-    if dt is not None:
-        _checks.check_positive_finite("dt", dt)
-    if is_concrete(t0) and is_concrete(t1) and float(t1) < float(t0):
-        raise ValueError(f"t1 must be >= t0; got t0={float(t0)}, t1={float(t1)}.")
+    dt = _checks.signed_step(dt, t0, t1, required=False)
     y0 = _checks.check_state(system, y0, t0, dt, integrator)
+    if dt is not None and not all(map(is_concrete, (t0, t1, dt))):  # checked at run time
+        wrong = ~jnp.isfinite(dt) | (dt == 0) | ((dt < 0) & (t1 > t0))
+        y0 = eqx.error_if(y0, wrong, f"{_checks.DT_MESSAGE} Its sign must be that of t1 - t0.")
+        dt = jnp.where(t1 < t0, -jnp.abs(dt), jnp.abs(dt))
     if saveat.ts is not None:
         _checks.check_saveat_ts(saveat.ts, t0, t1)
     times = [x for x in (t0, t1, saveat.ts) if x is not None and not is_concrete(x)]
     if times:  # traced: checked at run time
         bad = jnp.stack([~jnp.all(jnp.isfinite(x)) for x in times]).any()
         y0 = eqx.error_if(y0, bad, "t0, t1 and SaveAt(ts=...) must be finite.")
-    return y0
+    return y0, dt
 
 
 def _plan_fixed(system, y0, t0, t1, dt, n_steps, integrator, saveat, max_steps):
     """Check a fixed-step rollout and plan it: the step count, `y0` cast to the state's
     dtype, `t0` and `dt` as arrays of that dtype, and whether the save times could be
     checked now (else the rollout checks them at run time)."""
-    _checks.check_positive_finite("dt", dt)
+    dt = _checks.signed_step(dt, t0, t1)  # negative for a backward rollout
     n = _checks.number_of_steps(t0, t1, dt, n_steps)
+    _checks.check_backward(integrator, dt)
     if max_steps is not None and n > max_steps:
         raise ValueError(
             f"This rollout takes {n} steps, more than max_steps={max_steps}; increase "
@@ -233,9 +292,7 @@ def _plan_fixed(system, y0, t0, t1, dt, n_steps, integrator, saveat, max_steps):
         if ts_known:
             _checks.check_saveat_ts(saveat.ts, t0, t1_end)
     if not is_concrete(dt):
-        dt_arr = eqx.error_if(
-            dt_arr, ~(jnp.isfinite(dt_arr) & (dt_arr > 0)), "dt must be a positive finite number."
-        )
+        dt_arr = eqx.error_if(dt_arr, ~(jnp.isfinite(dt_arr) & (dt_arr != 0)), _checks.DT_MESSAGE)
     if not is_concrete(t0):  # on y0, which every output depends on (t0 may not be)
         y0 = eqx.error_if(y0, ~jnp.isfinite(t0_arr), "t0 must be finite.")
     return n, y0, t0_arr, dt_arr, ts_known

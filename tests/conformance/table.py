@@ -60,8 +60,33 @@ def render() -> str:
 
 
 def render_engine() -> list[str]:
-    """The engine's matrix: one row per integrator and adjoint, one column per save mode
-    and autodiff mode (tested by `test_engine_matrix.py` on the harmonic oscillator)."""
+    """The engine's matrices: one row per integrator and adjoint, one column per save mode
+    and autodiff mode (tested on the harmonic oscillator), without and with events."""
+    return [
+        *_render_cells(
+            "## The engine: integrator x adjoint x SaveAt x autodiff mode",
+            "Tested by `tests/conformance/test_engine_matrix.py` on the harmonic oscillator:\n"
+            "reverse mode against central differences (adaptive solves: against `Direct`),\n"
+            "forward mode against reverse mode; an unsupported cell must raise a TypeError or\n"
+            "ValueError naming what to change. Saving at given times runs by default, the rest\n"
+            'with `pytest -m ""`.',
+            engine.unsupported,
+            "e",
+        ),
+        "",
+        *_render_cells(
+            "## The engine with events: the same cells with `events=`",
+            "Tested by `tests/conformance/test_event_matrix.py`: the oscillator bounces off a\n"
+            "wall (an `ds.Event` with a reset); the loss includes the logged event times, so\n"
+            "each cell checks the derivative of the event times. Fixed-step cells saving at\n"
+            'given times run by default, the rest with `pytest -m ""`.',
+            engine.unsupported_with_events,
+            "v",
+        ),
+    ]
+
+
+def _render_cells(title: str, intro: str, unsupported, prefix: str) -> list[str]:
     columns = list(itertools.product(engine.SAVES, engine.MODES))
     reasons: list[str] = []
     rows = []
@@ -69,25 +94,21 @@ def render_engine() -> list[str]:
     for integrator, adjoint in itertools.product(engine.FIXED + engine.ADAPTIVE, engine.ADJOINTS):
         cells = []
         for save, mode in columns:
-            why = engine.unsupported(integrator, adjoint, save, mode)
+            why = unsupported(integrator, adjoint, save, mode)
             counts[why is not None] += 1
             if why is None:
                 cells.append("✓")
                 continue
             if why[0] not in reasons:
                 reasons.append(why[0])
-            cells.append(f"✗[^e{reasons.index(why[0]) + 1}]")
+            cells.append(f"✗[^{prefix}{reasons.index(why[0]) + 1}]")
         rows.append(
             f"| {engine.name(integrator)} | {engine.name(adjoint)} | " + " | ".join(cells) + " |"
         )
     return [
-        "## The engine: integrator x adjoint x SaveAt x autodiff mode",
+        title,
         "",
-        "Tested by `tests/conformance/test_engine_matrix.py` on the harmonic oscillator:",
-        "reverse mode against central differences (adaptive solves: against `Direct`),",
-        "forward mode against reverse mode; an unsupported cell must raise a TypeError or",
-        "ValueError naming what to change. Saving at given times runs by default, the rest",
-        'with `pytest -m ""`.',
+        *intro.splitlines(),
         "",
         f"**{sum(counts)} cells: {counts[0]} supported, {counts[1]} unsupported by design.**",
         "",
@@ -95,7 +116,7 @@ def render_engine() -> list[str]:
         "|---|---|" + "|".join(":-:" for _ in columns) + "|",
         *rows,
         "",
-        *(f"[^e{i}]: {reason}" for i, reason in enumerate(reasons, 1)),
+        *(f"[^{prefix}{i}]: {reason}" for i, reason in enumerate(reasons, 1)),
     ]
 
 

@@ -19,6 +19,7 @@ import diffsim as ds
 from tests.conformance.engine_cases import (
     ADAPTIVE,
     ADJOINTS,
+    DENSE_TIMES,
     FIXED,
     MODES,
     SAVES,
@@ -38,7 +39,8 @@ def _loss(integrator, adjoint, saveat):
             osc, osc.initial_state(x[1], x[2]), integrator=integrator, adjoint=adjoint,
             saveat=saveat, max_steps=10_000, **timing,
         )  # fmt: skip
-        out = traj.ys if saveat.fn is not None else traj.ys.q + 0.3 * traj.ys.v
+        ys = traj.evaluate(DENSE_TIMES) if saveat.dense else traj.ys
+        out = ys if saveat.fn is not None else ys.q + 0.3 * ys.v
         return jnp.sum(jnp.sin(jnp.arange(1, out.size + 1)) * out.ravel())
 
     return loss
@@ -80,8 +82,12 @@ def test_engine_cell(integrator, adjoint, save, mode):
         # a difference quotient across a change of accepted steps sees a jump of the
         # tolerance's size (measured 3e-4 relative with Dopri8's interpolant). So against
         # differences loosely, and exactly against plain autodiff of the same solve.
+        # Dense output between accepted steps is the solver's interpolant, whose own error
+        # (far above rtol for Dopri8's large steps) moves with the steps as the
+        # parameters change: differences see it, the derivative of the solve does not
+        # (measured 1.6e-4 absolute, Dopri8). Checked exactly against Direct below.
         fd = central_difference(jax.jit(loss), x)
-        np.testing.assert_allclose(value, fd, rtol=3e-3, atol=1e-6)
+        np.testing.assert_allclose(value, fd, rtol=3e-3, atol=5e-4 if save == "dense" else 1e-6)
         direct = jax.grad(_loss(integrator, ds.Direct(), SAVES[save]()))(x)
         exact = not isinstance(adjoint, ds.Backsolve)  # the continuous adjoint is not
         np.testing.assert_allclose(value, direct, rtol=1e-9 if exact else 1e-5, atol=1e-10)

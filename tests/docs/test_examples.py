@@ -55,6 +55,7 @@ SLOW = {
     "diffsim.plot.animate_pendulum": "writes a GIF frame by frame, ~11 s; tests/test_plot.py animates",
     "diffsim.plot.animate_bodies": "writes a GIF frame by frame, ~6 s; tests/test_plot.py animates",
     "docs/guides/ml.md": "trains a hybrid model and a controller, ~13 s",
+    "docs/howto/events-and-contact.md": "compiles event rollouts and their gradients, ~35 s",
 }
 
 

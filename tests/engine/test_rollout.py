@@ -80,6 +80,7 @@ def test_saveat_ts_repeated_and_dense_times():
     assert np.allclose(traj.ys.q, exact.q, atol=1e-10)
 
 
+@pytest.mark.slow  # ~9 s of compilation for two layouts of one computation
 def test_saveat_ts_flat_scan_equals_buffered_loop(monkeypatch):
     # With Direct, SaveAt(ts) runs one flat scan that keeps every state and gathers the
     # save steps; otherwise (Reversible, or too many state elements) a loop writes a

@@ -43,6 +43,7 @@ def test_known_sigma_sets_error_bars():
     assert np.allclose(res.covariance, 0.01 * np.linalg.inv(X.T @ X), rtol=1e-8)
 
 
+@pytest.mark.slow  # 20 fits, ~9 s; the fast tests fit pendulums with every solver
 def test_pendulum_recovery_and_error_bars_over_20_seeds():
     # One vmapped fit over 20 noisy datasets: every estimate within 3 stderr of the
     # truth, and the reported stderr within 30% of the spread of the estimates.

@@ -36,6 +36,7 @@ def test_event_model_matches_the_analytic_bounce():
     assert len(bounces) == 1
 
 
+@pytest.mark.slow  # ~12 s; ds.Event's gradients through event times: tests/engine/test_events.py
 def test_event_gradients_include_the_time_of_impact_correction():
     # d/d(g, e, z0, drag) of the final height. Through the custom JVP of the impact time the
     # simulated gradient equals the closed form's (drag = 0) and central differences, in

@@ -3,11 +3,14 @@
 One module per family: `_base` (the contract every integrator meets), `_fixed_step`
 (Euler, RK4, semi-implicit Euler, leapfrog, Yoshida, with force reuse), `_explicit_rk`
 (explicit Runge-Kutta tableaux), `_boris` (charged particles), `_sde` (stochastic),
-`_events` (fixed-step event location), `_adaptive` (diffrax's adaptive and stiff solvers).
+`_events` (fixed-step event location), `_wisdom_holman` (near-Keplerian N-body),
+`_adaptive` (diffrax's adaptive and stiff solvers, and `Diffrax` for any other diffrax
+solver).
 """
 
 from ._adaptive import (
     AbstractAdaptiveIntegrator as AbstractAdaptiveIntegrator,
+    Diffrax as Diffrax,
     Dopri8 as Dopri8,
     Kvaerno5 as Kvaerno5,
     Tsit5 as Tsit5,
@@ -31,3 +34,4 @@ from ._sde import (
     AbstractSDEIntegrator as AbstractSDEIntegrator,
     EulerMaruyama as EulerMaruyama,
 )
+from ._wisdom_holman import WisdomHolman as WisdomHolman

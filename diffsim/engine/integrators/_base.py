@@ -8,7 +8,9 @@ Contract. An integrator is a stateless `eqx.Module` with
 - class constants `order`, `symplectic`, `reversible` and `mechanical`;
 - optionally `step_fsal(system, t, y, a, dt) -> (y_next, a_next)` for methods whose last
   force evaluation is the next step's first (first same as last): `ds.simulate` then
-  carries the acceleration `a` in its loop when `ignores_velocity` holds.
+  carries the acceleration `a` in its loop when `ignores_velocity` holds;
+- optionally `check_system(system, y0)`, raising `TypeError`/`ValueError` before
+  anything runs when the method cannot integrate `system` (called by `simulate`).
 
 The engine knows no physics. A *system* is anything with `vector_field(t, y)`; a
 *mechanical* integrator (`mechanical = True`) also needs `acceleration(t, q, v)` and a
@@ -161,3 +163,7 @@ def check_integrator_fits(integrator: AbstractFixedStepIntegrator, system: Any, 
             f"y0 must be a ds.PhaseState(q=..., v=...) for integrator={name}() and the "
             f"mechanical system {type(system).__name__}; got {type(y0).__name__}."
         )
+    # An integrator for one kind of system (ds.WisdomHolman: N-body) checks it further.
+    check_system = getattr(integrator, "check_system", None)
+    if callable(check_system):
+        check_system(system, y0)

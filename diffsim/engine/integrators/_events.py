@@ -86,7 +86,11 @@ def _event_time_jvp(primals, tangents, *, base, iterations):
 
 
 class EventStep(AbstractFixedStepIntegrator):
-    """Wraps a fixed-step integrator so that it handles a state event inside each step:
+    """For systems that define their own guard and reset (`ds.systems.BouncingBall`); the
+    general API is `ds.simulate(..., events=ds.Event(...))`, which any integrator takes,
+    with several events per step, logs, terminal events and adaptive integrators.
+
+    Wraps a fixed-step integrator so that it handles a state event inside each step:
     when the system's guard `event(t, y)` goes from positive to non-positive over a step,
     the step is split at the event time, the system's `reset(t, y)` is applied there, and
     the rest of the step is taken from the new state. Gradients include the event-time
