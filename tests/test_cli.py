@@ -74,6 +74,7 @@ SLOW = {
     "infer_parameters": "trains an inference network, about 13 s",
     "landing_point": "optimises a launch through a terminal event, about 11 s",
     "solar_system": "three integrators over the outer planets, about 12 s",
+    "nbody_cluster": "a 64-body cluster with an energy check, about 7 s",
 }
 
 

@@ -389,6 +389,7 @@ def _run_on_8_devices(script: str):
     assert "SHARDED OK" in out.stdout, out.stderr[-3000:]
 
 
+@pytest.mark.slow  # a subprocess with 8 host devices, ~9 s
 def test_sharded_equals_unsharded_on_8_host_devices():
     _run_on_8_devices(_SHARDED)
 

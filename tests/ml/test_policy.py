@@ -54,6 +54,7 @@ def test_rollout_vmaps_over_initial_states():
     np.testing.assert_allclose(batched, looped, rtol=1e-12)
 
 
+@pytest.mark.slow  # ~12 s: three adjoints compiled through a controller rollout
 def test_policy_gradient_reaches_weights_and_adjoints_agree():
     cartpole, y0s = _cartpole(), _starts()
     direct = eqx.filter_grad(lambda c: _cost(c, y0s, ds.Direct()))(cartpole)

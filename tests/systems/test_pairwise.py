@@ -80,7 +80,8 @@ def _dense(q, w, phi, theta):
     return jnp.einsum("ij,ijd->id", coeff, r)
 
 
-@pytest.mark.parametrize("block_size", [None, 7])
+# One block (None) compiles for ~9 s; several blocks (7) cover the same rule in make test.
+@pytest.mark.parametrize("block_size", [pytest.param(None, marks=pytest.mark.slow), 7])
 def test_forward_mode_matches_reverse_mode_and_finite_differences(block_size):
     n, d = 11, 3
     q = jax.random.uniform(jax.random.key(4), (n, d)) * 3.0
