@@ -29,21 +29,38 @@ from tests.conformance.engine_cases import (
 from tests.helpers import central_difference
 
 
-def _loss(integrator, adjoint, saveat):
+def matrix_loss(integrator, adjoint, saveat, *, t1=1.0, dense_times=DENSE_TIMES, events=None):
+    """A scalar of the saved states of (omega, q0, v0); with `events`, plus 0.7 times the
+    sum of the logged event times (`test_event_matrix.py`)."""
     adaptive = not isinstance(integrator, ds.AbstractFixedStepIntegrator)
-    timing = dict(t1=1.0) if adaptive else dict(t1=1.0, dt=0.01)
+    timing = dict(t1=t1) if adaptive else dict(t1=t1, dt=0.01)
+    with_events = dict(events=events, max_events=4) if events is not None else {}
 
     def loss(x):
         osc = ds.systems.HarmonicOscillator(omega=x[0])
         traj = ds.simulate(
             osc, osc.initial_state(x[1], x[2]), integrator=integrator, adjoint=adjoint,
-            saveat=saveat, max_steps=10_000, **timing,
+            saveat=saveat, max_steps=10_000, **timing, **with_events,
         )  # fmt: skip
-        ys = traj.evaluate(DENSE_TIMES) if saveat.dense else traj.ys
+        ys = traj.evaluate(dense_times) if saveat.dense else traj.ys
         out = ys if saveat.fn is not None else ys.q + 0.3 * ys.v
-        return jnp.sum(jnp.sin(jnp.arange(1, out.size + 1)) * out.ravel())
+        value = jnp.sum(jnp.sin(jnp.arange(1, out.size + 1)) * out.ravel())
+        if events is None:
+            return value
+        times = traj.events.times
+        return value + 0.7 * jnp.sum(jnp.where(jnp.isfinite(times), times, 0.0))
 
     return loss
+
+
+def expect_refusal(derivative, loss, x, why) -> None:
+    """An unsupported cell raises a short TypeError/ValueError naming what to change."""
+    reason, word = why
+    with pytest.raises((TypeError, ValueError)) as info:
+        derivative(loss)(x)
+    message = str(info.value)
+    assert word in message, (reason, message)
+    assert len(message) < 600 and "jaxpr" not in message, message
 
 
 def _cells():
@@ -61,17 +78,12 @@ def _cells():
 
 @pytest.mark.parametrize("integrator,adjoint,save,mode", list(_cells()))
 def test_engine_cell(integrator, adjoint, save, mode):
-    loss = _loss(integrator, adjoint, SAVES[save]())
+    loss = matrix_loss(integrator, adjoint, SAVES[save]())
     x = jnp.array([1.7, 0.8, -0.3])
     why = unsupported(integrator, adjoint, save, mode)
     derivative = jax.grad if mode == "reverse" else jax.jacfwd
     if why is not None:
-        reason, word = why
-        with pytest.raises((TypeError, ValueError)) as info:
-            derivative(loss)(x)
-        message = str(info.value)
-        assert word in message, (reason, message)
-        assert len(message) < 600 and "jaxpr" not in message, message
+        expect_refusal(derivative, loss, x, why)
         return
     value = derivative(loss)(x)
     if mode == "reverse" and isinstance(integrator, ds.AbstractFixedStepIntegrator):
@@ -88,7 +100,7 @@ def test_engine_cell(integrator, adjoint, save, mode):
         # (measured 1.6e-4 absolute, Dopri8). Checked exactly against Direct below.
         fd = central_difference(jax.jit(loss), x)
         np.testing.assert_allclose(value, fd, rtol=3e-3, atol=5e-4 if save == "dense" else 1e-6)
-        direct = jax.grad(_loss(integrator, ds.Direct(), SAVES[save]()))(x)
+        direct = jax.grad(matrix_loss(integrator, ds.Direct(), SAVES[save]()))(x)
         exact = not isinstance(adjoint, ds.Backsolve)  # the continuous adjoint is not
         np.testing.assert_allclose(value, direct, rtol=1e-9 if exact else 1e-5, atol=1e-10)
     else:
