@@ -152,6 +152,21 @@ def record(log: EventLog, t, which, y, happened) -> EventLog:
     )
 
 
+def conditions(events, t, y):
+    """Every event's condition at `(t, y)`, as one array in the dtype of `t`."""
+    return jnp.stack([jnp.asarray(e.condition(t, y)).astype(t.dtype) for e in events])
+
+
+def conditions_and_rates(events, t, y, dy):
+    r"""The conditions at `(t, y)` and their rates of change $d/dt\, g(t, y(t))$ along a
+    motion with velocity `dy` (the vector field there)."""
+
+    def along(s):
+        return conditions(events, t + s, jax.tree.map(lambda a, b: a + s * b, y, dy))
+
+    return jax.jvp(along, (jnp.zeros_like(t),), (jnp.ones_like(t),))
+
+
 def apply(events, which, t, y):
     """The state just after event `which` (an index, traced) at `(t, y)`, and whether it
     ends the rollout."""

@@ -22,7 +22,15 @@ import optimistix as optx
 
 from .._trees import tree_where
 from ._adaptive_rollout import result_code
-from ._event import apply, empty_log, record, save_ends, save_states
+from ._event import (
+    apply,
+    conditions,
+    conditions_and_rates,
+    empty_log,
+    record,
+    save_ends,
+    save_states,
+)
 from ._saveat import SaveAt
 from ._solution import RESULTS, Trajectory
 
@@ -55,22 +63,13 @@ def _diffrax_event(events, dtype):
     return diffrax.Event(conds, root_finder=finder, direction=directions)
 
 
-def _conditions(events, t, y):
-    return jnp.stack([jnp.asarray(e.condition(t, y)).astype(t.dtype) for e in events])
-
-
 def _offsets(events, system, t, y, fired):
     """Shifts of the conditions for the segment that starts at an event, `(t, y)` after
     its reset. The event that fired sits on its zero to round-off, of either sign: it
     starts the segment exactly on zero if it moves on in its direction (the same
     crossing), or a hair on the near side if it moves back (so that a return within the
     first step, a ball's next bounce, is a crossing diffrax sees)."""
-    dy = system.vector_field(t, y)
-
-    def along(s):  # the conditions along the motion from (t, y)
-        return _conditions(events, t + s, jax.tree.map(lambda a, b: a + s * b, y, dy))
-
-    g, rate = jax.jvp(along, (jnp.zeros_like(t),), (jnp.ones_like(t),))
+    g, rate = conditions_and_rates(events, t, y, system.vector_field(t, y))
     direction = jnp.asarray([e.direction for e in events], t.dtype)
     back = direction * rate < 0
     hair = 16 * jnp.finfo(t.dtype).eps * (1 + jnp.abs(t)) * jnp.abs(rate)
@@ -147,8 +146,8 @@ def _step(events, system, t1, dt, ts, integrator, adjoint, max_steps, event):
         t_end = jnp.asarray(sol.ts[0][0], t1.dtype)
         mask = jnp.stack([jnp.asarray(m) for m in sol.event_mask])
         found = mask.any() & ~c.done
-        g0 = _conditions(events, c.t, c.y) - c.offsets
-        g1 = _conditions(events, t_end, y_end) - c.offsets
+        g0 = conditions(events, c.t, c.y) - c.offsets
+        g1 = conditions(events, t_end, y_end) - c.offsets
         missed = c.enabled & (indices != jnp.argmax(mask)) & _crossed(events, g0, g1)
         retry = found & missed.any()
         fall_back = ~found & (c.pending >= 0) & ~c.done

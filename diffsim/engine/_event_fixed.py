@@ -32,7 +32,17 @@ import jax.numpy as jnp
 
 from .._trees import all_finite, tree_where
 from ._adjoints import Checkpointed
-from ._event import Event, EventLog, apply, empty_log, record, save_ends, save_states
+from ._event import (
+    Event,
+    EventLog,
+    apply,
+    conditions,
+    conditions_and_rates,
+    empty_log,
+    record,
+    save_ends,
+    save_states,
+)
 from ._interpolation import HermiteInterpolation
 from ._saveat import SaveAt
 from ._solution import RESULTS, Trajectory
@@ -56,10 +66,6 @@ def _hermite(y0, f0, y1, f1, h, s):
     return jax.tree.map(
         lambda a, fa, b, fb: h00 * a + h10 * h * fa + h01 * b + h11 * h * fb, y0, f0, y1, f1
     )
-
-
-def _affine(y, f, s):
-    return jax.tree.map(lambda a, b: a + s * b, y, f)
 
 
 def _crossed(event: Event, g0, d0, g1):
@@ -133,10 +139,6 @@ class _Carry(NamedTuple):
     done: jax.Array  # reached t1, ended by a terminal event, or failed
 
 
-def _conditions(events, t, y):
-    return jnp.stack([jnp.asarray(e.condition(t, y)).astype(t.dtype) for e in events])
-
-
 def _iteration(integrator, events: tuple[Event, ...], n: int):
     """One iteration: a step to the next grid time, or to the earliest event before it.
     Returns the new carry and the knots it adds to the interpolant: the state at the end
@@ -148,10 +150,9 @@ def _iteration(integrator, events: tuple[Event, ...], n: int):
         h = T - c.t
         y1 = integrator.step(system, c.t, c.y, h)
         f1 = system.vector_field(T, y1)
-        g1 = _conditions(events, T, y1)
+        g1 = conditions(events, T, y1)
         # The conditions' rates at the start, along the state's motion (d/dt g(t, y(t))).
-        d0 = jax.jvp(lambda s: _conditions(events, c.t + s, _affine(c.y, c.f, s)),
-                     (jnp.zeros_like(h),), (jnp.ones_like(h),))[1]  # fmt: skip
+        d0 = conditions_and_rates(events, c.t, c.y, c.f)[1]
         crossed = jnp.stack([_crossed(e, c.g[i], d0[i], g1[i]) for i, e in enumerate(events)])
         hit = crossed.any() & ~c.done
         k1 = c.k + 1
@@ -199,7 +200,7 @@ def _at_event(events, system, c: _Carry, h, y1, f1, g1, crossed, hit):
     f_after = system.vector_field(t_event, y_after)
     # The event that fired sits on its zero (to round-off, of either sign): exactly
     # zero, so that moving away is not taken for another crossing, nor missed.
-    g_after = _conditions(events, t_event, y_after)
+    g_after = conditions(events, t_event, y_after)
     g_after = jnp.where(jnp.arange(len(events)) == which, 0.0, g_after)
     log = record(c.log, t_event, which, y_event, hit)
     streak = c.streak + 1
@@ -219,7 +220,7 @@ def _initial(system, y0, t0, events, n, capacity):
     f0 = system.vector_field(t0, y0)
     minus_one = jnp.asarray(-1, jnp.int32)
     return _Carry(
-        t=t0, y=y0, f=f0, g=_conditions(events, t0, y0), k=jnp.asarray(1, jnp.int32),
+        t=t0, y=y0, f=f0, g=conditions(events, t0, y0), k=jnp.asarray(1, jnp.int32),
         log=empty_log(y0, capacity, t0.dtype), streak=jnp.asarray(0, jnp.int32),
         status=RESULTS.successful, bad=minus_one,
         done=jnp.asarray(n == 0),
