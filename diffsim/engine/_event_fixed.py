@@ -10,8 +10,10 @@ iteration steps on from the event time to $T$. So a rollout of `n` steps with at
 `max_events` events is one `lax.scan` of `n + max_events` iterations, and the grid, the
 saved times and the step count are those of the same rollout without events.
 
-Event times: a safeguarded Newton iteration on the interpolant (undifferentiated), then
-one differentiable Newton step from the converged root,
+Event times (undifferentiated): the root of the cubic through the condition's values and
+rates at both ends of the step (scalar arithmetic, one fused loop under `vmap`), polished
+by two Newton steps on the condition along the interpolant; then one differentiable
+Newton step from that root,
 $\\tau \\leftarrow \\tau - G(\\tau) / \\mathrm{sg}(G'(\\tau))$, where $G(s) = g(t + s, H(s))$
 and sg stops gradients. Its value is unchanged (G = 0 there) and its derivative is the
 implicit-function one, $d\\tau = -\\partial G / G'(\\tau)$, in forward and reverse mode;
@@ -36,7 +38,6 @@ from ._event import (
     Event,
     EventLog,
     apply,
-    conditions,
     conditions_and_rates,
     empty_log,
     record,
@@ -50,9 +51,6 @@ from ._solution import RESULTS, Trajectory
 # More events than this within one grid step is taken as accumulation (a ball coming to
 # rest bounces infinitely often in finite time): reported, not looped on.
 _ZENO = 16
-# Newton iterations locating an event: from the secant root, quadratic convergence
-# reaches float64 round-off in 4-5 (a bisection step when Newton leaves the bracket).
-_NEWTON = 8
 
 
 def _hermite(y0, f0, y1, f1, h, s):
@@ -80,47 +78,67 @@ def _crossed(event: Event, g0, d0, g1):
     return {1: rising, -1: falling, 0: both}[event.direction]
 
 
-def _locate(G, g0, g1, h):
-    """The root of G in [0, h], where G(0) = g0 and G(h) = g1 have opposite signs:
-    Newton from the secant root, kept inside the bracket by bisection."""
-    denominator = jnp.where(g0 == g1, 1.0, g0 - g1)
-    s = jnp.clip(h * g0 / denominator, 0.0, h)
-    lo, hi = jnp.zeros_like(s), jnp.broadcast_to(h, s.shape).astype(s.dtype)
-    before = jnp.sign(g0)
-
-    def body(_, carry):
-        s, lo, hi = carry
-        g, dg = jax.jvp(G, (s,), (jnp.ones_like(s),))
-        same = jnp.sign(g) == before
-        lo, hi = jnp.where(same, s, lo), jnp.where(same, hi, s)
-        newton = s - g / jnp.where(dg == 0, 1.0, dg)
-        inside = (newton >= lo) & (newton <= hi) & (dg != 0)
-        return jnp.where(inside, newton, 0.5 * (lo + hi)), lo, hi
-
-    s, _, _ = lax.fori_loop(0, _NEWTON, body, (s, lo, hi))
-    return s
+def _newton(x) -> int:
+    """Newton iterations on the cubic: from the secant root, quadratic convergence
+    reaches float32 round-off in 3-4 and float64's in 5-6 (a bisection step when Newton
+    leaves the bracket); the refinement on the condition itself then squares the error."""
+    return 5 if jnp.finfo(x.dtype).bits <= 32 else 7
 
 
-def _search(G, g0, g1, h):
-    """Where G, which changed sign over [0, h], crosses zero. Starting on zero (the event
-    just fired), the crossing sought is the next one: the root of G(s)/s (whose value at
-    0 is G'(0)) if G first moved away from zero, else 0 (it never left: a state resting on
-    the condition, which repeats until `_ZENO` reports it)."""
-    d0 = jax.jvp(G, (jnp.zeros_like(h),), (jnp.ones_like(h),))[1]
-    away = (g0 == 0) & (jnp.sign(d0) == -jnp.sign(g1))
-    h_safe = jnp.where(h == 0, 1.0, h)
+def _cubic_root(a0, a1, a2, a3, iterations: int):
+    """The root in [0, 1] of $P(u) = a_0 + a_1 u + a_2 u^2 + a_3 u^3$, where $P(0)$ and
+    $P(1)$ have opposite signs: Newton from the secant root, kept inside the bracket by
+    bisection. Plain arithmetic on scalars (no calls of the condition), so under `vmap`
+    it is one fused loop over the batch."""
+    p1 = a0 + a1 + a2 + a3
+    u = jnp.clip(a0 / jnp.where(a0 == p1, 1.0, a0 - p1), 0.0, 1.0)
+    lo, hi = jnp.zeros_like(u), jnp.ones_like(u)
+    before = jnp.sign(a0)
+    for _ in range(iterations):
+        p = a0 + u * (a1 + u * (a2 + u * a3))
+        dp = a1 + u * (2 * a2 + u * 3 * a3)
+        same = jnp.sign(p) == before
+        lo, hi = jnp.where(same, u, lo), jnp.where(same, hi, u)
+        newton = u - p / jnp.where(dp == 0, 1.0, dp)
+        inside = (newton >= lo) & (newton <= hi) & (dp != 0)
+        u = jnp.where(inside, newton, 0.5 * (lo + hi))
+    return u
+
+
+def _search(G, g0, r0, g1, r1, h):
+    """Where G, which changed sign over [0, h], crosses zero (undifferentiated).
+
+    First the root of the cubic through the condition's values and rates at both ends
+    ($G(0) = g_0$, $G'(0) = r_0$, $G(h) = g_1$, $G'(h) = r_1$; exact when the condition
+    is linear in the state, else $O(h^4)$ off), then two Newton steps on G itself, each
+    squaring that error. Starting on zero (the event just fired), the crossing sought is
+    the next one: the root of G(s)/s (the cubic divided by its root at 0) if G first
+    moved away from zero, else 0 (it never left: a state resting on the condition, which
+    repeats until `_ZENO` reports it)."""
+    away = (g0 == 0) & (jnp.sign(r0) == -jnp.sign(g1))
+    a1, a3 = h * r0, 2 * g0 + h * r0 - 2 * g1 + h * r1
+    a2 = -3 * g0 - 2 * h * r0 + 3 * g1 - h * r1
+    # Deflated (away): G(s)/s, the cubic's coefficients shifted down by one.
+    shift = lambda a, b: jnp.where(away, b, a)  # noqa: E731
+    u = _cubic_root(shift(g0, a1), shift(a1, a2), shift(a2, a3), shift(a3, 0.0), _newton(h))
+    s = u * h
 
     def searched(s):
         s_safe = jnp.where(s == 0, 1.0, s)
-        return jnp.where(away, jnp.where(s == 0, d0, G(s) / s_safe), G(s))
+        return jnp.where(away, G(s) / s_safe, G(s))
 
-    s = _locate(searched, jnp.where(away, d0, g0), jnp.where(away, g1 / h_safe, g1), h)
+    for _ in range(2):
+        g, dg = jax.jvp(searched, (s,), (jnp.ones_like(s),))
+        refined = s - g / jnp.where(dg == 0, 1.0, dg)
+        inside = (refined > 0) & (refined <= h) & jnp.isfinite(refined)
+        s = jnp.where(inside, refined, s)
     return jnp.where((g0 == 0) & ~away, 0.0, s)
 
 
-def _event_time(G, g0, g1, h):
+def _event_time(G, g0, r0, g1, r1, h):
     """The located root with the implicit-function derivative (module docstring)."""
-    s = lax.stop_gradient(_search(G, g0, g1, h))
+    s = _search(G, *lax.stop_gradient((g0, r0, g1, r1, h)))
+    s = lax.stop_gradient(s)
     g, dg = jax.jvp(G, (s,), (jnp.ones_like(s),))
     dg = lax.stop_gradient(dg)
     return s - g / jnp.where(dg == 0, 1.0, dg)
@@ -131,12 +149,13 @@ class _Carry(NamedTuple):
     y: object  # the state at t
     f: object  # the vector field at (t, y)
     g: jax.Array  # each event's condition at (t, y)
+    r: jax.Array  # and its rate of change there, d/dt g(t, y(t))
     k: jax.Array  # the index of the next grid time
-    log: EventLog
     streak: jax.Array  # events since the grid last advanced
     status: RESULTS  # successful, or why the rollout stopped
     bad: jax.Array  # the first grid step that ended non-finite, or -1
     done: jax.Array  # reached t1, ended by a terminal event, or failed
+    log: EventLog
 
 
 def _iteration(integrator, events: tuple[Event, ...], n: int):
@@ -150,36 +169,40 @@ def _iteration(integrator, events: tuple[Event, ...], n: int):
         h = T - c.t
         y1 = integrator.step(system, c.t, c.y, h)
         f1 = system.vector_field(T, y1)
-        g1 = conditions(events, T, y1)
-        # The conditions' rates at the start, along the state's motion (d/dt g(t, y(t))).
-        d0 = conditions_and_rates(events, c.t, c.y, c.f)[1]
-        crossed = jnp.stack([_crossed(e, c.g[i], d0[i], g1[i]) for i, e in enumerate(events)])
+        g1, r1 = conditions_and_rates(events, T, y1, f1)
+        crossed = jnp.stack([_crossed(e, c.g[i], c.r[i], g1[i]) for i, e in enumerate(events)])
         hit = crossed.any() & ~c.done
         k1 = c.k + 1
         bad = jnp.where((c.bad < 0) & ~all_finite(y1), c.k - 1, c.bad)
         zero = jnp.zeros_like(c.streak)
-        at_grid = _Carry(T, y1, f1, g1, k1, c.log, zero, c.status, bad, k1 > n)
+        at_grid = _Carry(T, y1, f1, g1, r1, k1, zero, c.status, bad, k1 > n, c.log)
 
         def grid():
             return at_grid, (T, y1, f1)
 
         def event():
-            at_event, before = _at_event(events, system, c, h, y1, f1, g1, crossed, hit)
-            return tree_where(hit, at_event, at_grid), tree_where(hit, before, (T, y1, f1))
+            at_event, before = _at_event(events, system, c, h, (y1, f1, g1, r1), crossed, hit)
+            # The log is written under the mask `hit` already: only the rest is selected
+            # (a select over the whole log in every step costs more than the step).
+            chosen = tree_where(hit, at_event._replace(log=None), at_grid._replace(log=None))
+            return chosen._replace(log=at_event.log), tree_where(hit, before, (T, y1, f1))
 
         # Under vmap the predicate is reduced over the batch, so that steps in which no
         # member has an event skip the search (a batched predicate would always run it).
         new, before = lax.cond(eqx.internal.unvmap_any(hit), event, grid)
-        new = tree_where(c.done, c, new)
+        # A finished member keeps its carry (its log is unchanged: `hit` excludes it).
+        new = tree_where(c.done, c._replace(log=None), new._replace(log=None))._replace(log=new.log)
         before = tree_where(c.done, (c.t, c.y, c.f), before)
         return new, (before, (new.t, new.y, new.f))
 
     return iterate
 
 
-def _at_event(events, system, c: _Carry, h, y1, f1, g1, crossed, hit):
-    """The carry after the earliest event in the step from `c` to `(c.t + h, y1)`, and
-    the knot that ends the step's cubic at the event (its value and slope there)."""
+def _at_event(events, system, c: _Carry, h, end, crossed, hit):
+    """The carry after the earliest event in the step from `c` to `c.t + h` (`end`: the
+    state, vector field, conditions and rates there), and the knot that ends the step's
+    cubic at the event (its value and slope there)."""
+    y1, f1, g1, r1 = end
 
     def G(i, s):
         return jnp.asarray(events[i].condition(c.t + s, _hermite(c.y, c.f, y1, f1, h, s))).astype(
@@ -187,20 +210,24 @@ def _at_event(events, system, c: _Carry, h, y1, f1, g1, crossed, hit):
         )
 
     taus = jnp.stack([
-        jnp.where(crossed[i], _event_time(lambda s, i=i: G(i, s), c.g[i], g1[i], h), jnp.inf)
+        jnp.where(
+            crossed[i],
+            _event_time(lambda s, i=i: G(i, s), c.g[i], c.r[i], g1[i], r1[i], h),
+            jnp.inf,
+        )
         for i in range(len(events))
     ])  # fmt: skip
     which = jnp.argmin(taus)
-    tau = jnp.where(hit, taus[which], h)
+    tau = jnp.where(hit, taus.min(), h)
     t_event = c.t + tau
     y_event, slope = jax.jvp(
         lambda s: _hermite(c.y, c.f, y1, f1, h, s), (tau,), (jnp.ones_like(tau),)
     )
     y_after, terminal = apply(events, which, t_event, y_event)
     f_after = system.vector_field(t_event, y_after)
+    g_after, r_after = conditions_and_rates(events, t_event, y_after, f_after)
     # The event that fired sits on its zero (to round-off, of either sign): exactly
     # zero, so that moving away is not taken for another crossing, nor missed.
-    g_after = conditions(events, t_event, y_after)
     g_after = jnp.where(jnp.arange(len(events)) == which, 0.0, g_after)
     log = record(c.log, t_event, which, y_event, hit)
     streak = c.streak + 1
@@ -211,16 +238,18 @@ def _at_event(events, system, c: _Carry, h, y1, f1, g1, crossed, hit):
     )
     ended = status != RESULTS.successful
     at_event = _Carry(
-        t_event, y_after, f_after, g_after, c.k, log, streak, status, c.bad, terminal | ended
-    )
+        t_event, y_after, f_after, g_after, r_after, c.k, streak, status, c.bad,
+        terminal | ended, log,
+    )  # fmt: skip
     return at_event, (t_event, y_event, slope)
 
 
 def _initial(system, y0, t0, events, n, capacity):
     f0 = system.vector_field(t0, y0)
+    g0, r0 = conditions_and_rates(events, t0, y0, f0)
     minus_one = jnp.asarray(-1, jnp.int32)
     return _Carry(
-        t=t0, y=y0, f=f0, g=conditions(events, t0, y0), k=jnp.asarray(1, jnp.int32),
+        t=t0, y=y0, f=f0, g=g0, r=r0, k=jnp.asarray(1, jnp.int32),
         log=empty_log(y0, capacity, t0.dtype), streak=jnp.asarray(0, jnp.int32),
         status=RESULTS.successful, bad=minus_one,
         done=jnp.asarray(n == 0),
