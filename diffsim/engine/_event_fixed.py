@@ -176,23 +176,24 @@ def _iteration(integrator, events: tuple[Event, ...], n: int):
         bad = jnp.where((c.bad < 0) & ~all_finite(y1), c.k - 1, c.bad)
         zero = jnp.zeros_like(c.streak)
         at_grid = _Carry(T, y1, f1, g1, r1, k1, zero, c.status, bad, k1 > n, c.log)
+        # A finished member keeps its carry. Selected here, before the branch, so that it
+        # fuses with the step (after the branch it is a pass over every field of its own).
+        at_grid = tree_where(c.done, c, at_grid)
+        end = tree_where(c.done, (c.t, c.y, c.f), (T, y1, f1))
 
         def grid():
-            return at_grid, (T, y1, f1)
+            return at_grid, end
 
         def event():
             at_event, before = _at_event(events, system, c, h, (y1, f1, g1, r1), crossed, hit)
-            # The log is written under the mask `hit` already: only the rest is selected
-            # (a select over the whole log in every step costs more than the step).
+            # `hit` excludes finished members, and the log is written under it already:
+            # only the rest is selected (a select over the whole log costs more than a step).
             chosen = tree_where(hit, at_event._replace(log=None), at_grid._replace(log=None))
-            return chosen._replace(log=at_event.log), tree_where(hit, before, (T, y1, f1))
+            return chosen._replace(log=at_event.log), tree_where(hit, before, end)
 
         # Under vmap the predicate is reduced over the batch, so that steps in which no
         # member has an event skip the search (a batched predicate would always run it).
         new, before = lax.cond(eqx.internal.unvmap_any(hit), event, grid)
-        # A finished member keeps its carry (its log is unchanged: `hit` excludes it).
-        new = tree_where(c.done, c._replace(log=None), new._replace(log=None))._replace(log=new.log)
-        before = tree_where(c.done, (c.t, c.y, c.f), before)
         return new, (before, (new.t, new.y, new.f))
 
     return iterate
