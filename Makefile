@@ -41,7 +41,7 @@ docs-serve: $(VENV)/.installed-test
 # tests, the README's examples and a scenario.
 test-min: $(VENV)/.installed-test
 	$(BIN)/python tests/min_versions.py --venv .venv-min
-	.venv-min/bin/python -m pytest -q -p no:cacheprovider tests/test_smoke_min.py tests/test_readme.py
+	DIFFSIM_TEST_MIN=1 .venv-min/bin/python -m pytest -q -p no:cacheprovider tests/test_smoke_min.py tests/test_readme.py
 
 # A real browser loads the built site (tests/docs/test_browser.py). Needs Debian's
 # chromium and chromium-driver: apt-get install chromium chromium-driver.

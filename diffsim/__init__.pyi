@@ -50,9 +50,11 @@ from .ensembles import (
     Count as Count,
     CountStats as CountStats,
     EnsembleResult as EnsembleResult,
+    HalfNormal as HalfNormal,
     Histogram as Histogram,
     HistogramStats as HistogramStats,
     LatinHypercube as LatinHypercube,
+    LogNormal as LogNormal,
     LogUniform as LogUniform,
     MinMax as MinMax,
     MinMaxStats as MinMaxStats,
@@ -72,6 +74,15 @@ from .fitting import (
     IdentifiabilityWarning as IdentifiabilityWarning,
     TrajectoryModel as TrajectoryModel,
     fit as fit,
+)
+from .inference import (
+    AbstractLikelihood as AbstractLikelihood,
+    GaussianNoise as GaussianNoise,
+    LogNormalNoise as LogNormalNoise,
+    Posterior as Posterior,
+    SamplingWarning as SamplingWarning,
+    StudentTNoise as StudentTNoise,
+    posterior as posterior,
 )
 from .ml import (
     TrainStep as TrainStep,

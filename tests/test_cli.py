@@ -37,6 +37,14 @@ EXPECTED_OUTPUT = {
         ["nbody_cluster.gif", "nbody_cluster.png", "nbody_cluster_summary.json"],
     ),
     "lorenz_ensemble": ("0 failed", ["lorenz_ensemble.png", "lorenz_ensemble_summary.json"]),
+    "posterior_sir": (
+        "90% interval of the peak height",
+        ["posterior_sir_corner.png", "posterior_sir_forecast.png"],
+    ),
+    "posterior_pendulum_ridge": (
+        "Posterior of g/L",
+        ["posterior_pendulum_ridge_corner.png", "posterior_pendulum_ridge_trace.png"],
+    ),
 }
 
 
@@ -75,6 +83,8 @@ SLOW = {
     "landing_point": "optimises a launch through a terminal event, about 11 s",
     "solar_system": "three integrators over the outer planets, about 12 s",
     "nbody_cluster": "a 64-body cluster with an energy check, about 7 s",
+    "posterior_sir": "compiles NUTS, the fit and the forecast ensembles, about 40 s of CPU",
+    "posterior_pendulum_ridge": "compiles NUTS and the fit, about 30 s of CPU",
 }
 
 

@@ -12,7 +12,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "diffsim"
 # Who may import whom, by top-level part of the package. `engine` is the core: it knows
 # no physics and no use. `systems` is the physics: it knows no engine and no use. The
 # uses sit on both; `plot` and `cli` on top of everything.
-USES = ("fitting", "ensembles", "ml")
+USES = ("fitting", "ensembles", "ml", "inference")
 FORBIDDEN = {
     "engine": {"systems", "plot", "cli", *USES},
     "systems": {"engine", "plot", "cli", *USES},

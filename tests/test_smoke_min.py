@@ -105,3 +105,16 @@ def test_a_scenario_runs_from_the_command(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert list(tmp_path.glob("*.png"))
+
+
+# In make test, tests/inference samples the same API; at the floors (make test-min sets
+# DIFFSIM_TEST_MIN) this checks blackjax's oldest declared version.
+@pytest.mark.skipif(
+    not __import__("os").environ.get("DIFFSIM_TEST_MIN"), reason="make test-min only"
+)
+def test_posterior_samples_at_the_floors():
+    xs = jnp.linspace(0.0, 1.0, 10)
+    post = ds.posterior(lambda p: p["a"] * xs, {"a": 1.0}, 2.0 * xs, prior={"a": ds.HalfNormal(5.0)},
+                        sigma=0.1, key=jax.random.key(0), num_chains=2, num_warmup=200,
+                        num_samples=200, warn=False)  # fmt: skip
+    assert abs(float(post.samples["a"].mean()) - 2.0) < 0.1

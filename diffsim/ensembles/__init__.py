@@ -3,6 +3,8 @@ sampling designs. Built on `engine`; knows no particular system."""
 
 from ._distributions import (
     AbstractDistribution as AbstractDistribution,
+    HalfNormal as HalfNormal,
+    LogNormal as LogNormal,
     LogUniform as LogUniform,
     Normal as Normal,
     Uniform as Uniform,

@@ -225,13 +225,15 @@ def _distributions(dist: Any, leaves: list, name: str) -> list[AbstractDistribut
         isinstance(d, AbstractDistribution) for d in dists
     ):
         raise TypeError(
-            f"{name}: dist must be a distribution (ds.Uniform, ds.LogUniform, ds.Normal) or a "
-            f"tuple of them, one per field chosen by where; got {dist!r}."
+            f"{name}: dist must be a distribution (ds.Uniform, ds.LogUniform, ds.Normal, "
+            f"ds.LogNormal, ds.HalfNormal) or a tuple of them, one per field chosen by where; "
+            f"got {dist!r}."
         )
     if len(dists) != len(leaves):
         raise ValueError(
-            f"{name}: dist must give one distribution (ds.Uniform, ds.LogUniform, ds.Normal) "
-            f"per field chosen by where; where chose {len(leaves)} field(s), dist has "
+            f"{name}: dist must give one distribution (ds.Uniform, ds.LogUniform, ds.Normal, "
+            f"ds.LogNormal, ds.HalfNormal) per field chosen by where; where chose "
+            f"{len(leaves)} field(s), dist has "
             f"{len(dists)}."
         )
     for i, (d, leaf) in enumerate(zip(dists, leaves, strict=True)):

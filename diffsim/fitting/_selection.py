@@ -45,6 +45,15 @@ class Bound:
         z = (x - self.lo) / (self.hi - self.lo)
         return jnp.log(z) - jnp.log1p(-z)
 
+    def log_jacobian(self, u):
+        """$\\log |d x / d u|$ of `to_physical` at `u`, elementwise: the change of
+        variables a density sampled in the unconstrained space needs."""
+        if self.lo is None and self.hi is None:
+            return jnp.zeros_like(u)
+        if self.lo is None or self.hi is None:
+            return jax.nn.log_sigmoid(u)  # d softplus(u) / du = sigmoid(u)
+        return np.log(self.hi - self.lo) + jax.nn.log_sigmoid(u) + jax.nn.log_sigmoid(-u)
+
     def contains(self, x) -> bool:
         x = np.asarray(x)
         ok = np.ones(x.shape, bool)

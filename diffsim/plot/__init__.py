@@ -3,14 +3,16 @@
 Contract: every figure function draws on `ax` (a `matplotlib.axes.Axes`) when given one,
 or on a new figure otherwise, and returns the `matplotlib.figure.Figure` it drew on;
 nothing is shown or saved (call `fig.savefig(path)`). `fit_residuals` draws two panels and
-so takes a pair, `axes=(top, bottom)`; `parameter_corner` draws a grid and takes `fig`.
+so takes a pair, `axes=(top, bottom)`; `parameter_corner` and the `posterior_*` figures of
+a `ds.Posterior` (trace, rank, corner) draw grids and take `fig`.
 The `animate_*` functions return a `matplotlib.animation.FuncAnimation`; save it as a GIF
 with `anim.save("x.gif", writer="pillow", fps=...)` (Pillow ships with matplotlib).
 Trajectories must be unbatched: `traj.ts` is 1-d. Values are copied to NumPy, so this
 module never runs inside `jit`/`vmap`/`grad`.
 
 Functions: `trajectory`, `phase_portrait`, `energy_drift`, `ensemble_band`,
-`fit_residuals`, `parameter_corner`, `animate_bodies`, `animate_springs`,
+`fit_residuals`, `parameter_corner`, `posterior_trace`, `posterior_rank`,
+`posterior_corner`, `posterior_predictive`, `animate_bodies`, `animate_springs`,
 `animate_pendulum`.
 
 Importing this module leaves matplotlib's backend alone: new figures are made with
@@ -37,6 +39,12 @@ from ._animations import (
     animate_springs as animate_springs,
 )
 from ._fits import fit_residuals as fit_residuals, parameter_corner as parameter_corner
+from ._posterior import (
+    posterior_corner as posterior_corner,
+    posterior_predictive as posterior_predictive,
+    posterior_rank as posterior_rank,
+    posterior_trace as posterior_trace,
+)
 from ._trajectories import (
     energy_drift as energy_drift,
     ensemble_band as ensemble_band,
@@ -51,6 +59,10 @@ __all__ = [
     "ensemble_band",
     "fit_residuals",
     "parameter_corner",
+    "posterior_trace",
+    "posterior_rank",
+    "posterior_corner",
+    "posterior_predictive",
     "animate_bodies",
     "animate_springs",
     "animate_pendulum",

@@ -33,6 +33,7 @@ CELLS = (
     "jacfwd",
     "linearize",
     "fit",
+    "posterior",
     "ensemble",
     "float32",
     "x64_float32_inputs",

@@ -158,6 +158,22 @@ def cell_fit(case: Case):
     _close(res.params, case.p0, rtol=1e-6)
 
 
+def cell_posterior(case: Case):
+    """NUTS through the rollout: from noise-free data with a small known noise scale, the
+    posterior concentrates on the true parameter (a short run: it must work, not mix)."""
+    model = _fit_model(case)
+    p0 = jnp.asarray(case.p0)
+    observed = model(p0)
+    scale = 1e-3 * float(jnp.max(jnp.abs(observed))) + 1e-12
+    prior = ds.Normal(1.05 * case.p0, 0.5 * abs(case.p0))
+    post = ds.posterior(model, jnp.asarray(1.07 * case.p0), observed, prior=prior, sigma=scale,
+                        key=jax.random.key(0), num_chains=2, num_warmup=150, num_samples=100,
+                        warn=False)  # fmt: skip
+    draws = np.asarray(post.draws).ravel()
+    assert np.isfinite(draws).all()
+    assert abs(np.median(draws) - case.p0) < 5 * draws.std() + 1e-6 * abs(case.p0)
+
+
 def cell_ensemble(case: Case):
     ps = _batch(case)
 
@@ -199,6 +215,7 @@ RUN = {
     "jacfwd": cell_jacfwd,
     "linearize": cell_linearize,
     "fit": cell_fit,
+    "posterior": cell_posterior,
     "ensemble": cell_ensemble,
     "float32": cell_float32,
     "x64_float32_inputs": cell_x64_float32_inputs,

@@ -56,6 +56,16 @@ SLOW = {
     "diffsim.plot.animate_bodies": "writes a GIF frame by frame, ~6 s; tests/test_plot.py animates",
     "docs/guides/ml.md": "trains a hybrid model and a controller, ~13 s",
     "docs/howto/events-and-contact.md": "compiles event rollouts and their gradients, ~35 s",
+    "docs/guides/posteriors.md": "compiles NUTS through a rollout, draws three posteriors, 1-3 min",
+    # NUTS programs (window adaptation + sampling, vmapped over chains) compile for 15-40 s
+    # each; tests/inference/test_posterior.py samples the same API in make test.
+    "diffsim.posterior": "compiles NUTS through a pendulum rollout, ~40 s",
+    "diffsim.Posterior": "compiles a NUTS program, ~20 s",
+    "diffsim.Posterior.predict": "compiles a NUTS program, ~20 s",
+    "diffsim.plot.posterior_trace": "compiles a NUTS program, ~20 s; tests/test_plot_posterior.py plots",
+    "diffsim.plot.posterior_rank": "compiles a NUTS program, ~20 s; tests/test_plot_posterior.py plots",
+    "diffsim.plot.posterior_corner": "compiles a NUTS program, ~20 s; tests/test_plot_posterior.py plots",
+    "diffsim.plot.posterior_predictive": "compiles a NUTS program, ~20 s; tests/test_plot_posterior.py plots",
 }
 
 
