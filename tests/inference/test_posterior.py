@@ -80,6 +80,7 @@ def test_predict_gives_the_quantiles_of_the_draws(conjugate):
         np.testing.assert_allclose(got, want, atol=0.02 * width)
 
 
+@pytest.mark.slow  # a third NUTS program (~20 s of compile): make test keeps two
 def test_inferred_noise_covers_the_truth():
     post = _linear_posterior(jax.random.key(5), noise=ds.HalfNormal(1.0))
     assert post.names[-1] == "sigma" and post.noise.shape == (4, 1000)
