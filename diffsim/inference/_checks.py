@@ -78,8 +78,10 @@ def check_arguments(model, observed, prior, key, sigma, noise, likelihood, start
         raise TypeError(f"start must be a ds.FitResult (from ds.fit) or None; got {start!r:.80}.")
 
 
-def check_settings(settings, num_chains) -> None:
+def check_settings(settings, num_chains, batch_size) -> None:
     _positive_int("num_chains", num_chains)
+    if batch_size is not None:
+        _positive_int("batch_size", batch_size)
     _positive_int("num_warmup", settings.num_warmup)
     _positive_int("num_samples", settings.num_samples)
     _positive_int("max_tree_depth", settings.max_tree_depth)

@@ -3,9 +3,9 @@ of a model's parameters given data, one call.
 
 `posterior` reads as its phases: check the arguments and lay out what is sampled
 (`_checks.py`, `_density.py`), start every chain near `ds.fit`'s optimum, run the chains
-as an ensemble (`_chains.py` through `ds.ensemble`: one compiled program, vmapped over
-chains, chunked and sharded), and summarise (`Posterior`, `_result.py`), warning about
-what the diagnostics show.
+as an ensemble (`_chains.py` through `ds.ensemble`: one compiled program, the chains one
+after another on a CPU and vmapped on an accelerator, sharded over devices), and
+summarise (`Posterior`, `_result.py`), warning about what the diagnostics show.
 """
 
 import functools
@@ -19,6 +19,7 @@ import numpy as np
 
 from ..engine import trial_rollouts
 from ..ensembles import AbstractDistribution, ensemble
+from ..ensembles._checks import make_mesh
 from ..fitting import FitResult, fit
 from ..fitting._data import check_prediction, prepare_data
 from ._chains import Settings, run_chain
@@ -83,8 +84,12 @@ def posterior(
       divergences). `max_tree_depth`: NUTS's cap on trajectory doublings.
     - `start`: a `ds.FitResult` to start the chains from; default: `ds.fit` runs first.
       Chains start at the optimum jittered by one standard error in every direction.
-    - `batch_size`, `devices`: as in `ds.ensemble`: how many chains run at once, on
-      which devices.
+    - `batch_size`, `devices`: as in `ds.ensemble`: how many chains run at once (per
+      device), on which devices. Default: all of them on a GPU or TPU, one at a time on
+      a CPU, where vmapped chains are slower than consecutive ones: NUTS under `vmap`
+      runs in lockstep (every chain pays for the longest trajectory of the batch), and
+      XLA's CPU loops over small batched arrays cost more than over scalars (4 pendulum
+      chains: 9x slower vmapped, `benchmarks/posterior.py`).
     - `warn`: warn (`ds.SamplingWarning`, naming the parameters) when R-hat > 1.01, bulk
       or tail ESS < 100 per chain, or more than 0.5% of transitions diverged.
 
@@ -123,7 +128,8 @@ def posterior(
     """
     check_arguments(model, observed, prior, key, sigma, noise, likelihood, start)
     settings = Settings(num_warmup, num_samples, dense_mass, target_accept, max_tree_depth)
-    check_settings(settings, num_chains)
+    check_settings(settings, num_chains, batch_size)
+    at_once = _chains_at_once(batch_size, devices)
     lay, priors = layout(params0, where, bounds, prior, noise)
     observed, sigma_tree = prepare_data(observed, sigma)
     likelihood.check(observed)
@@ -152,9 +158,19 @@ def posterior(
     batched = jax.tree.map(lambda x: _per_chain(x, num_chains), (problem, model_arrays))
     program = _program(model_static, likelihood, lay, settings)
     with trial_rollouts():
-        res = ensemble(program, keys, u0, *batched, batch_size=batch_size, devices=devices,
+        res = ensemble(program, keys, u0, *batched, batch_size=at_once, devices=devices,
                        throw=False)  # fmt: skip
     return _result(res.values, lay, params0, where, start, warn)
+
+
+def _chains_at_once(batch_size: int | None, devices) -> int | None:
+    """`batch_size`, or by default 1 on a CPU and all chains on an accelerator (see
+    `posterior`'s docstring for why)."""
+    if batch_size is not None:
+        return batch_size
+    mesh = make_mesh(devices)
+    platform = jax.default_backend() if mesh is None else mesh.devices.flat[0].platform
+    return 1 if platform == "cpu" else None
 
 
 def _per_chain(x, n: int):

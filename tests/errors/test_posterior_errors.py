@@ -53,6 +53,8 @@ CASES = [
     case(posterior(likelihood="normal"), TypeError, "likelihood", "GaussianNoise", id="likelihood"),
     case(posterior(start=P0), TypeError, "start", "FitResult", id="start-not-fit"),
     case(posterior(num_chains=0), ValueError, "num_chains", "positive int", id="chains-zero"),
+    case(posterior(batch_size=0), ValueError, "batch_size", "positive int", id="batch-zero"),
+    case(posterior(devices="gpu"), TypeError, "devices", "jax.devices()", id="devices-string"),
     case(posterior(num_warmup=10.5), ValueError, "num_warmup", id="warmup-float"),
     case(posterior(num_samples=-1), ValueError, "num_samples", id="samples-negative"),
     case(posterior(max_tree_depth=0), ValueError, "max_tree_depth", id="depth-zero"),
