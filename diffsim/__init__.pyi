@@ -85,8 +85,12 @@ from .inference import (
     posterior as posterior,
 )
 from .ml import (
+    Library as Library,
+    SparseModel as SparseModel,
     TrainStep as TrainStep,
     make_train_step as make_train_step,
+    sparse_path as sparse_path,
+    sparse_regression as sparse_regression,
 )
 from .systems import (
     AbstractMechanicalSystem as AbstractMechanicalSystem,

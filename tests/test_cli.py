@@ -45,6 +45,7 @@ EXPECTED_OUTPUT = {
         "Posterior of g/L",
         ["posterior_pendulum_ridge_corner.png", "posterior_pendulum_ridge_trace.png"],
     ),
+    "missing_physics": ("Forecast error over", ["missing_physics_forecast.png"]),
 }
 
 
@@ -76,7 +77,7 @@ def test_list(tmp_path):
 SLOW = {
     "fit_spring_network": "a 20-spring fit, about 20 s on a 2-core CPU",
     "fit_nbody": "a 9-parameter N-body fit, about 18 s of CPU on a 2-core CPU",
-    "hybrid_friction": "trains three models, about 31 s",
+    "hybrid_friction": "trains three models, selects and refits a law, about 47 s of CPU",
     "cartpole_swingup": "trains a controller, about 26 s",
     "fit_heat_source": "an implicit-solver fit, about 13 s",
     "infer_parameters": "trains an inference network, about 13 s",
@@ -85,6 +86,7 @@ SLOW = {
     "nbody_cluster": "a 64-body cluster with an energy check, about 7 s",
     "posterior_sir": "compiles NUTS, the fit and the forecast ensembles, about 40 s of CPU",
     "posterior_pendulum_ridge": "compiles NUTS and the fit, about 30 s of CPU",
+    "missing_physics": "compiles two training steps and a sparse regression path, about 20 s",
 }
 
 
