@@ -59,6 +59,7 @@ SLOW = {
     "docs/guides/posteriors.md": "compiles NUTS through a rollout, draws three posteriors, 1-3 min",
     # NUTS programs (window adaptation + sampling, vmapped over chains) compile for 15-40 s
     # each; tests/inference/test_posterior.py samples the same API in make test.
+    "diffsim.SparseModel": "compiles a ds.fit of a hybrid system, ~15 s; tests/ml/test_sparse.py refits one",
     "diffsim.posterior": "compiles NUTS through a pendulum rollout, ~40 s",
     "diffsim.Posterior": "compiles a NUTS program, ~20 s",
     "diffsim.Posterior.predict": "compiles a NUTS program, ~20 s",
