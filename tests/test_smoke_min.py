@@ -118,3 +118,10 @@ def test_posterior_samples_at_the_floors():
                         sigma=0.1, key=jax.random.key(0), num_chains=2, num_warmup=200,
                         num_samples=200, warn=False)  # fmt: skip
     assert abs(float(post.samples["a"].mean()) - 2.0) < 0.1
+
+
+def test_sparse_regression_finds_a_law_and_runs_it():
+    xy = jnp.asarray(np.random.default_rng(0).uniform(0.5, 2.0, (100, 2)))
+    law = ds.sparse_regression(ds.Library.polynomial(["x", "y"], 2), xy, -0.9 * xy[:, 0] * xy[:, 1])
+    assert law.found and law.active == ((4, 0),)
+    assert np.isclose(float(eqx.filter_jit(law)(jnp.array([1.0, 2.0]))), -1.8)
