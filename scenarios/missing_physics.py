@@ -181,23 +181,6 @@ def train(system, observed, sigma, config):
     return model, loss, time.perf_counter() - start
 
 
-def _joint(parts):
-    """One two-output `ds.SparseModel` from one single-output model per equation."""
-    return ds.SparseModel(
-        coefficients=jnp.concatenate([p.coefficients for p in parts]),
-        library=parts[0].library,
-        active=tuple((j, k) for k, p in enumerate(parts) for j, _ in p.active),
-        num_outputs=len(parts),
-        output_names=tuple(p.output_names[0] for p in parts),
-        stderr=sum((p.stderr for p in parts), ()),
-        threshold=max(p.threshold for p in parts),
-        r2=sum((p.r2 for p in parts), ()),
-        found=True,
-        reason="",
-        scalar_output=False,
-    )
-
-
 def candidates(model, config):
     """The candidate laws: `ds.sparse_path` of each equation's correction, at the hybrid's
     fitted states (every RK4 step of the training window), onto polynomials of x and y;
@@ -220,7 +203,7 @@ def candidates(model, config):
         )
         for k, name in enumerate(TRUE_TERMS)
     ]
-    return [_joint(parts) for parts in itertools.product(*paths)]
+    return [ds.SparseModel.stack(parts) for parts in itertools.product(*paths)]
 
 
 def refit(model, sparse, observed, sigma, config):

@@ -17,6 +17,7 @@ Equinox module as the result, which it does not give.
 
 import math
 from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
@@ -201,10 +202,36 @@ def sparse_regression(
     assert model.found and model.active == ((4, 0), (4, 1))
     ```
     """
+    problem = _prepare(library, x, y, threshold, folds, output_names, min_r2, max_terms)
+    if threshold is None:
+        threshold = _choose_threshold(problem.A, problem.B, folds)
+    return _model_at(problem, float(threshold))
+
+
+class _Problem(NamedTuple):
+    """A checked regression, ready for any threshold: the library's values `theta`
+    (samples x terms), the targets `Y` (samples x outputs), both scaled by their rms
+    (`A`, `B`), which terms are usable (not identically zero), and the settings."""
+
+    library: Library
+    theta: np.ndarray
+    Y: np.ndarray
+    A: np.ndarray
+    B: np.ndarray
+    usable: np.ndarray
+    dtype: Any
+    names: tuple[str, ...]
+    folds: int
+    min_r2: float
+    max_terms: int
+    scalar_output: bool
+
+
+def _prepare(library, x, y, threshold, folds, output_names, min_r2, max_terms) -> _Problem:
+    """Check the arguments and evaluate the library once."""
     x, y, dtype, names, max_terms = check_inputs(
         library, x, y, threshold, folds, output_names, min_r2, max_terms
     )
-    scalar_output = y.ndim == 1
     Y = y.reshape(len(y), -1)
     theta = np.asarray(library.evaluate(jnp.asarray(x, dtype)), dtype=np.float64)
     check_theta(library, theta)
@@ -213,31 +240,38 @@ def sparse_regression(
     A = np.where(usable, theta / np.where(usable, col, 1.0), 0.0)
     scale = np.sqrt(np.mean(Y**2, axis=0))
     B = Y / np.where(scale > 0, scale, 1.0)
-    if threshold is None:
-        threshold = _choose_threshold(A, B, folds)
-    r2 = _cv_r2(A, B, threshold, folds)
+    return _Problem(
+        library, theta, Y, A, B, usable, dtype, names, folds, min_r2, max_terms, y.ndim == 1
+    )
+
+
+def _model_at(problem: _Problem, threshold: float) -> SparseModel:
+    """STLSQ at `threshold` for every output, OLS on the kept terms, and the verdict."""
+    theta, Y = problem.theta, problem.Y
+    r2 = _cv_r2(problem.A, problem.B, threshold, problem.folds)
     active, coefficients, stderr, kept = [], [], [], []
     for k in range(Y.shape[1]):
-        support = _stlsq(A, B[:, k], threshold)[1] & usable
+        support = _stlsq(problem.A, problem.B[:, k], threshold)[1] & problem.usable
         terms = np.flatnonzero(support)
         coef, se = _ols(theta[:, terms], Y[:, k])
         active += [(int(j), k) for j in terms]
         coefficients += list(coef)
         stderr += list(se)
         kept.append(len(terms))
-    reason = _verdict(r2, kept, names, len(library.names), min_r2, max_terms)
+    n_terms = len(problem.library.names)
+    reason = _verdict(r2, kept, problem.names, n_terms, problem.min_r2, problem.max_terms)
     return SparseModel(
-        coefficients=jnp.asarray(np.asarray(coefficients, dtype=np.float64), dtype),
-        library=library,
+        coefficients=jnp.asarray(np.asarray(coefficients, dtype=np.float64), problem.dtype),
+        library=problem.library,
         active=tuple(active),
         num_outputs=Y.shape[1],
-        output_names=names,
+        output_names=problem.names,
         stderr=tuple(float(s) for s in stderr),
-        threshold=float(threshold),
+        threshold=threshold,
         r2=tuple(float(r) for r in r2),
         found=not reason,
         reason=reason,
-        scalar_output=scalar_output,
+        scalar_output=problem.scalar_output,
     )
 
 
@@ -247,7 +281,10 @@ def sparse_path(
     y: ArrayLike,
     *,
     thresholds: Sequence[float] | None = None,
-    **kwargs,
+    folds: int = 5,
+    output_names: Sequence[str] | None = None,
+    min_r2: float = 0.95,
+    max_terms: int | None = None,
 ) -> tuple[SparseModel, ...]:
     """Every distinct sparse model on the threshold path of `ds.sparse_regression`, the
     sparsest first: the candidates to judge against the data themselves.
@@ -290,9 +327,11 @@ def sparse_path(
         raise ValueError(
             f"thresholds must be a non-empty sequence of finite numbers >= 0; got {thresholds!r}."
         )
+    # Checked and evaluated once; each threshold is then a few least-squares solves.
+    problem = _prepare(library, x, y, None, folds, output_names, min_r2, max_terms)
     seen: dict = {}
     for threshold in grid:
-        model = sparse_regression(library, x, y, threshold=float(threshold), **kwargs)
+        model = _model_at(problem, float(threshold))
         if model.found:
             seen.setdefault(model.active, model)
     return tuple(sorted(seen.values(), key=lambda m: (len(m.active), -m.threshold)))

@@ -9,6 +9,7 @@ refuses to be called, at trace time.
 """
 
 import math
+from collections.abc import Sequence
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -117,6 +118,57 @@ class SparseModel(eqx.Module):
         contributions = self.coefficients * theta[rows]
         out = jnp.zeros(self.num_outputs, dtype).at[outs].add(contributions)
         return out[0] if self.scalar_output else out
+
+    @classmethod
+    def stack(cls, models: Sequence["SparseModel"]) -> "SparseModel":
+        """One model whose outputs are those of `models`, in order: for example one law
+        per equation, each from its own `ds.sparse_path` (the terms of different
+        equations need not drop out at the same threshold). Every model must be found
+        and use the same library; `threshold` is then the largest of theirs.
+
+        **Example:**
+
+        ```python
+        xy = jax.random.uniform(jax.random.key(0), (100, 2), minval=0.5, maxval=2.0)
+        lib = ds.Library.polynomial(["x", "y"], 2)
+        dx = ds.sparse_regression(lib, xy, -0.9 * xy[:, 0] * xy[:, 1], output_names=["dx"])
+        dy = ds.sparse_regression(lib, xy, 0.8 * xy[:, 0] * xy[:, 1], output_names=["dy"])
+        both = ds.SparseModel.stack([dx, dy])
+        print(both(jnp.array([1.0, 2.0])))  # [-1.8  1.6]
+        ```
+        """
+        models = tuple(models)
+        if not models or not all(isinstance(m, SparseModel) for m in models):
+            raise TypeError(
+                f"SparseModel.stack: `models` must be a non-empty list of ds.SparseModel; "
+                f"got {models!r}."
+            )
+        missing = [m.output_names for m in models if not m.found]
+        if missing:
+            raise ValueError(
+                f"SparseModel.stack: the models for {missing} were not found; stack only "
+                "found models (see their `reason`)."
+            )
+        if any(m.library != models[0].library for m in models):
+            raise ValueError("SparseModel.stack: every model must use the same `library`.")
+        offsets = np.cumsum([0] + [m.num_outputs for m in models])
+        return cls(
+            coefficients=jnp.concatenate([m.coefficients for m in models]),
+            library=models[0].library,
+            active=tuple(
+                (j, int(k + o))
+                for m, o in zip(models, offsets[:-1], strict=True)
+                for j, k in m.active
+            ),
+            num_outputs=int(offsets[-1]),
+            output_names=sum((m.output_names for m in models), ()),
+            stderr=sum((m.stderr for m in models), ()),
+            threshold=max(m.threshold for m in models),
+            r2=sum((m.r2 for m in models), ()),
+            found=True,
+            reason="",
+            scalar_output=False,
+        )
 
     def terms(self) -> dict[str, dict[str, tuple[float, float]]]:
         """`{output name: {term name: (coefficient, stderr)}}` for the active terms (for a

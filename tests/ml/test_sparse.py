@@ -227,3 +227,21 @@ def test_a_briefly_trained_hybrid_yields_the_missing_term():
     sparsest = ds.sparse_path(library, v, learned)[0]
     assert [library.names[j] for j, _ in sparsest.active] == ["v|v|"]
     np.testing.assert_allclose(sparsest.coefficients, [-0.3], rtol=0.05)
+
+
+def test_stacked_models_keep_each_law_and_refuse_what_cannot_stack():
+    xy, target = _interaction()
+    lib = ds.Library.polynomial(["x", "y"], degree=2)
+    dx = ds.sparse_regression(lib, xy, target[:, 0], output_names=["dx"])
+    dy = ds.sparse_regression(lib, xy, target[:, 1], output_names=["dy"])
+    both = ds.SparseModel.stack([dx, dy])
+    joint = ds.sparse_regression(lib, xy, target, output_names=["dx", "dy"])
+    assert both.active == joint.active and both.output_names == ("dx", "dy")
+    np.testing.assert_allclose(both.coefficients, joint.coefficients, rtol=1e-10)
+    np.testing.assert_allclose(jax.vmap(both)(jnp.asarray(xy)), target, rtol=1e-10)
+    nothing = ds.sparse_regression(lib, xy, np.sin(6 * xy[:, 0]) * np.exp(xy[:, 0]))
+    with pytest.raises(ValueError, match="not found"):
+        ds.SparseModel.stack([dx, nothing])
+    other = ds.sparse_regression(ds.Library.polynomial(["x", "y"], 3), xy, target[:, 1])
+    with pytest.raises(ValueError, match="same `library`"):
+        ds.SparseModel.stack([dx, other])
