@@ -29,6 +29,10 @@ Throughput is trajectory-steps per second: N times the steps each member takes (
 (RK4, every step saved, float32) through `ds.Moments()` in chunks of 10,000, and reports
 XLA's compiled memory with and without chunking and the process's peak RSS.
 
+Companions (issue 19, separate files to keep each short): `ensemble_refill.py` (adaptive
+members without lockstep), `ensemble_resume.py` (what `checkpoint=`/`out=` cost),
+`ensemble_batch_size.py` (the default chunking against every `batch_size`).
+
 Run: `python benchmarks/ensemble.py` (6 minutes on the idle 2-core CPU), `--quick` for
 two sizes and three rounds, `--sizes 10 12 14` for chosen powers of two.
 ds.ensemble and the scan take turns in many rounds (21 at N = 2^10 down to 5 at 2^15 and

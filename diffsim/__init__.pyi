@@ -63,6 +63,7 @@ from .ensembles import (
     MonteCarlo as MonteCarlo,
     Normal as Normal,
     Quantiles as Quantiles,
+    Refill as Refill,
     Sobol as Sobol,
     Uniform as Uniform,
     ensemble as ensemble,

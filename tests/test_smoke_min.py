@@ -125,3 +125,24 @@ def test_sparse_regression_finds_a_law_and_runs_it():
     law = ds.sparse_regression(ds.Library.polynomial(["x", "y"], 2), xy, -0.9 * xy[:, 0] * xy[:, 1])
     assert law.found and law.active == ((4, 0),)
     assert np.isclose(float(eqx.filter_jit(law)(jnp.array([1.0, 2.0]))), -1.8)
+
+
+def test_refill_schedule_and_resumable_run(tmp_path):
+    """The refill loop uses diffrax's stepping API (and two of its private helpers)."""
+
+    def vdp(mu):
+        field = ds.ODESystem(
+            lambda t, y, mu: jnp.stack([y[1], mu * (1 - y[0] ** 2) * y[1] - y[0]]), mu
+        )
+        return ds.simulate(field, jnp.array([2.0, 0.0]), t1=5.0, integrator=ds.Tsit5(), throw=False)
+
+    mus = jnp.geomspace(1.0, 20.0, 20)
+    refill = ds.ensemble(vdp, mus, schedule=ds.Refill(lanes=4, block=8))
+    vmapped = ds.ensemble(vdp, mus, schedule="vmap")
+    np.testing.assert_allclose(refill.values.ys, vmapped.values.ys, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(
+        refill.values.stats["num_steps"], vmapped.values.stats["num_steps"]
+    )
+    first = ds.ensemble(vdp, mus, batch_size=8, checkpoint=tmp_path)
+    again = ds.ensemble(vdp, mus, batch_size=8, checkpoint=tmp_path)
+    np.testing.assert_array_equal(first.values.ys, again.values.ys)

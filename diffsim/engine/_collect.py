@@ -22,7 +22,7 @@ import jax.numpy as jnp
 _COLLECTING = contextvars.ContextVar("diffsim_collect_failures", default=None)
 
 
-def _current_trace() -> Any:
+def current_trace() -> Any:
     """The trace being built now (JAX internals; None where they differ, which only
     makes nested reporting fall back to NaN states)."""
     try:
@@ -35,7 +35,7 @@ def _current_trace() -> Any:
 
 class _Collector:
     def __init__(self):
-        self.trace = _current_trace()
+        self.trace = current_trace()
         self.statuses: list = []
 
 
@@ -58,7 +58,7 @@ def hand_over(result, step) -> bool:
     """Give a traced failure status to the collecting caller; False when there is none or
     this `simulate` runs in a nested trace of its own."""
     collector = _COLLECTING.get()
-    if collector is None or collector.trace is None or _current_trace() is not collector.trace:
+    if collector is None or collector.trace is None or current_trace() is not collector.trace:
         return False
     collector.statuses.append((result, step))
     return True
@@ -69,3 +69,14 @@ def poison(ys, failed):
     return jax.tree.map(
         lambda y: jnp.where(failed, jnp.nan, y) if eqx.is_inexact_array(y) else y, ys
     )
+
+
+def under_transformation() -> bool:
+    """Whether the caller runs inside a JAX transformation (`jit`, `vmap`, `grad`, ...)
+    rather than eagerly (JAX internals; `True` where they differ, the safe answer)."""
+    try:
+        from jax._src import core
+
+        return not isinstance(core.trace_ctx.trace, core.EvalTrace)
+    except (ImportError, AttributeError):  # pragma: no cover - other JAX versions
+        return True

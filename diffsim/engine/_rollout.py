@@ -32,6 +32,7 @@ from ._event import check_events
 from ._event_adaptive import diffrax_adjoint, simulate_adaptive_events
 from ._event_fixed import simulate_events
 from ._fixed import simulate_fixed
+from ._intercept import AdaptiveSolve, intercepted
 from ._saveat import SaveAt
 from ._solution import RESULTS, Trajectory
 from ._trial import forward_jacobians, in_trial
@@ -174,12 +175,16 @@ def simulate(
                     diffrax_adjoint(adjoint, forward_jacobians()), max_steps, events, max_events,
                 )  # fmt: skip
             return _deliver(traj, throw, step_time=None)
-        # Inside a least-squares solver's trial rollouts (forward-mode Jacobians only):
-        # diffrax's forward-mode adjoint, as fixed-step rollouts switch to Direct.
-        traj = simulate_adaptive(
-            _dynamic_floats(system, y0), y0, t0, t1, dt, integrator, saveat, adjoint,
-            max_steps, forward_only=forward_jacobians(),
-        )  # fmt: skip
+        system = _dynamic_floats(system, y0)
+        # ds.ensemble's refill schedule may solve it together with other members.
+        traj = intercepted(AdaptiveSolve(system, y0, t0, t1, dt, integrator, saveat, max_steps))
+        if traj is None:
+            # Inside a least-squares solver's trial rollouts (forward-mode Jacobians
+            # only): diffrax's forward-mode adjoint, as fixed-step rollouts switch to Direct.
+            traj = simulate_adaptive(
+                system, y0, t0, t1, dt, integrator, saveat, adjoint, max_steps,
+                forward_only=forward_jacobians(),
+            )  # fmt: skip
         return _deliver(traj, throw, step_time=None)
     n, y0, t0_arr, dt_arr, ts_known = _plan_fixed(
         system, y0, t0, t1, dt, n_steps, integrator, saveat, max_steps

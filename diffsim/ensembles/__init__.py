@@ -9,11 +9,7 @@ from ._distributions import (
     Normal as Normal,
     Uniform as Uniform,
 )
-from ._ensemble import (
-    MAX_REPORTED_FAILURES as MAX_REPORTED_FAILURES,
-    EnsembleResult as EnsembleResult,
-    ensemble as ensemble,
-)
+from ._ensemble import ensemble as ensemble
 from ._histogram import (
     Histogram as Histogram,
     HistogramStats as HistogramStats,
@@ -27,6 +23,11 @@ from ._reducers import (
     MinMaxStats as MinMaxStats,
     Moments as Moments,
     MomentStats as MomentStats,
+)
+from ._refill_batch import Refill as Refill
+from ._result import (
+    MAX_REPORTED_FAILURES as MAX_REPORTED_FAILURES,
+    EnsembleResult as EnsembleResult,
 )
 from ._sampling import (
     AbstractDesign as AbstractDesign,

@@ -4,11 +4,16 @@ Contract: each raises a `ValueError`/`TypeError` that names the argument and how
 it, or returns what the run needs (the number of members, the device mesh).
 """
 
+import os
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
+
+from .._trees import is_concrete_tree
+from ..engine._collect import under_transformation
 
 
 def leading_size(batched_args: tuple) -> int:
@@ -107,3 +112,30 @@ def member_output(out):
         )
 
     return jax.tree_util.tree_map_with_path(leaf, out, is_leaf=lambda x: x is None)
+
+
+def check_resumable(checkpoint, out, mesh, reduce, batched_args) -> bool:
+    """Whether the call is resumable (`checkpoint=` or `out=` given), after checking that
+    it can be: a path each, one device, eager, and `out=` without `reduce=`."""
+    for name, value in (("checkpoint", checkpoint), ("out", out)):
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise TypeError(f"{name} must be a path (a str or os.PathLike) or None; got {value!r}.")
+    if checkpoint is None and out is None:
+        return False
+    which = "checkpoint=" if out is None else "out="
+    if out is not None and reduce is not None:
+        raise ValueError(
+            "out= writes every member's outputs to disk, and reduce= keeps statistics "
+            "instead of outputs: pass one of them (checkpoint= makes a reduce= run resumable)."
+        )
+    if mesh is not None:
+        raise ValueError(
+            f"{which} runs on one device for now: leave devices=None (several devices "
+            "write one checkpoint per host in a later version)."
+        )
+    if under_transformation() or not is_concrete_tree(batched_args):
+        raise ValueError(
+            f"{which} commits results to disk as they finish, so it cannot run under "
+            "jax.jit, vmap or grad: call ds.ensemble eagerly."
+        )
+    return True

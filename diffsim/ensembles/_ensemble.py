@@ -33,6 +33,7 @@ call with the same shapes (and the same `fn` object) does not recompile.
 """
 
 import math
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -45,180 +46,32 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from .._flat_jit import NOT_APPLICABLE, flat_jit
 from .._trees import floats_to_arrays, is_concrete, is_concrete_tree
-from ..engine import RESULTS
-from ..engine._collect import collect_failures
-from ._checks import check_hashable, leading_size, make_mesh, member_output
-from ._failures import (
-    WHAT,
-    Failures,
-    error_if_failed_members,
-    failures_in_order,
-    raise_on_host,
-    status,
+from ..engine._collect import under_transformation
+from ._checks import (
+    check_hashable,
+    check_resumable,
+    leading_size,
+    make_mesh,
 )
-from ._progress import report_progress
-from ._reducers import AbstractReducer, check_reducers, is_reducer
-from ._result import MAX_REPORTED_FAILURES, EnsembleResult
-
-# --------------------------------------------------------------------------------------
-# The compiled core.
-
-
-def _pad(tree, n: int, n_pad: int):
-    """Extend the leading axis from `n` to `n_pad` by repeating the last member (works
-    for PRNG key arrays too); the copies are not counted."""
-    if n_pad == n or all(jnp.shape(x)[0] == n_pad for x in jax.tree.leaves(tree)):
-        return tree
-    index = jnp.minimum(jnp.arange(n_pad), n - 1)
-    return jax.tree.map(lambda x: x[index], tree)
+from ._chunks import finish, member_fn, pad, reducer_map, run_local
+from ._failures import (
+    error_if_failed_members,
+    raise_on_host,
+)
+from ._reducers import AbstractReducer, check_reducers
+from ._refill_batch import Refill, batch_function, check_schedule
+from ._result import EnsembleResult
+from ._resumable import SEGMENT, run_resumable
 
 
-def _inexact_only(tree):
-    """Floating leaves kept, others `None`: what reducers see."""
-    return jax.tree.map(
-        lambda x: x if jnp.issubdtype(jnp.result_type(x), jnp.inexact) else None, tree
-    )
-
-
-def _reducer_map(f, reduce, *trees):
-    return jax.tree.map(f, reduce, *trees, is_leaf=is_reducer)
-
-
-def _assemble(ys, n: int, bs: int):
-    """Chunk outputs `(n_chunks, bs, ...)` back to `(n, ...)`: the last chunk ends at
-    member `n - 1` and overlaps its predecessor."""
-
-    def leaf(y):
-        n_chunks = y.shape[0]
-        if n_chunks * bs == n:
-            return y.reshape((n,) + y.shape[2:])
-        head = y[:-1].reshape(((n_chunks - 1) * bs,) + y.shape[2:])[: n - bs]
-        return jnp.concatenate([head, y[-1]])
-
-    return jax.tree.map(leaf, ys)
-
-
-def _run_local(member, batched, rest, *, n_local, n_valid, offset, bs, reduce, progress, device):
-    """The chunk loop on one device over `n_local` members, the first of which is member
-    `offset` of the ensemble; members at or beyond `n_valid` are padding."""
-    bs = min(bs, n_local)
-    n_chunks = math.ceil(n_local / bs)
-    vmapped = jax.vmap(member, in_axes=(0, None))
-
-    def chunk(k):
-        if n_chunks == 1:
-            start, xs = jnp.asarray(0, jnp.int32), batched
-        else:
-            start = jnp.minimum(k * bs, n_local - bs).astype(jnp.int32)
-            xs = jax.tree.map(lambda x: lax.dynamic_slice_in_dim(x, start, bs), batched)
-        out, result, step = vmapped(xs, rest)
-        local = start + jnp.arange(bs, dtype=jnp.int32)
-        index = offset + local
-        counts = (local >= k * bs) & (index < n_valid)
-        failed = (result != RESULTS.successful) & counts
-        return out, result, step, failed, counts, index
-
-    def report(k, failed_so_far, value):
-        if progress:
-            jax.debug.callback(
-                report_progress, k, n_chunks, failed_so_far, 0 if device is None else device
-            )
-        return value
-
-    if reduce is None:
-
-        def body(carry, k):
-            out, result, step, failed, _, index = chunk(k)
-            total = carry + jnp.sum(failed, dtype=jnp.int32)
-            return report(k, total, total), (out, result, step)
-
-        if n_chunks == 1:
-            _, (out, result, step) = body(jnp.zeros((), jnp.int32), 0)
-            return out, result, step
-        body = jax.checkpoint(body, prevent_cse=False)
-        _, ys = lax.scan(body, jnp.zeros((), jnp.int32), jnp.arange(n_chunks))
-        return _assemble(ys, n_local, bs)
-
-    example = jax.eval_shape(lambda x: vmapped(x, rest)[0], jax.tree.map(lambda x: x[:1], batched))
-    example = _inexact_only(
-        jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape[1:], s.dtype), example)
-    )
-    state0 = _reducer_map(lambda r: r.init(example), reduce)
-    failures0 = Failures.empty(min(n_valid, MAX_REPORTED_FAILURES))
-
-    def body(carry, k):
-        state, failures = carry
-        out, result, step, failed, counts, index = chunk(k)
-        values = _inexact_only(out)
-        keep = counts & ~failed
-        state = _reducer_map(lambda r, s: r.update(s, values, keep), reduce, state)
-        failures = failures.add(failed, index, step, result)
-        return report(k, failures.count, (state, failures)), None
-
-    if n_chunks == 1:
-        return body((state0, failures0), 0)[0]
-    body = jax.checkpoint(body, prevent_cse=False)
-    return lax.scan(body, (state0, failures0), jnp.arange(n_chunks))[0]
-
-
-def _member_fn(fn, static):
-    """One member: `fn` on its arguments, split into array outputs (with its status) and
-    the static rest of the output (returned through a one-element list)."""
-    out_static: list = []
-
-    def member(b, rest):
-        args = eqx.combine(b, rest, static)
-        try:
-            # simulate(..., throw=True) called in fn hands its failures to us.
-            with collect_failures() as handed_over:
-                out = member_output(fn(*args))
-        except Exception as e:
-            if hasattr(e, "add_note"):  # Python >= 3.11
-                e.add_note(
-                    f"(raised by fn inside {WHAT}, called on one member's arguments: the "
-                    "batched arguments without their leading axis)"
-                )
-            raise
-        dynamic, static_out = eqx.partition(out, eqx.is_array)
-        out_static[:] = [static_out]
-        result, step = status(out, handed_over)
-        return dynamic, result, step
-
-    return member, out_static
-
-
-def _finish(local, reduce, n: int, out_static) -> EnsembleResult:
-    """Per-member outputs or reducer states to an `EnsembleResult`."""
-    if reduce is None:
-        out, result, step = local
-        failed = result != RESULTS.successful
-        num_failed = jnp.sum(failed, dtype=jnp.int32)
-        failures = failures_in_order(failed, num_failed, step, result)
-        values = eqx.combine(out, out_static)
-        mask = failed
-    else:
-        state, failures = local
-        values = _reducer_map(lambda r, s: r.finalize(s), reduce, state)
-        mask = None
-    return EnsembleResult(
-        values=values,
-        num_members=n,
-        num_failed=failures.count,
-        failed_indices=failures.indices,
-        failed_steps=failures.steps,
-        failed_results=failures.results,
-        failed=mask,
-    )
-
-
-def _one_device(fn, batched, rest, static, reduce, *, n, bs, progress):
+def _one_device(fn, batched, rest, static, reduce, *, n, bs, progress, schedule):
     """One device: the whole ensemble is one compiled program."""
-    member, out_static = _member_fn(fn, static)
-    local = _run_local(
-        member, batched, rest, n_local=n, n_valid=n, offset=0, bs=bs, reduce=reduce,
-        progress=progress, device=None,
+    member, out_static = member_fn(fn, static)
+    local = run_local(
+        batch_function(fn, member, static, schedule, min(bs, n)), member, batched, rest,
+        n_local=n, n_valid=n, offset=0, bs=bs, reduce=reduce, progress=progress, device=None,
     )  # fmt: skip
-    return _finish(local, reduce, n, out_static[0] if reduce is None else None)
+    return finish(local, reduce, n, out_static[0] if reduce is None else None)
 
 
 # Traced calls (under an enclosing jit, vmap or grad) take `eqx.filter_jit`: its per-call
@@ -246,18 +99,19 @@ _ensemble_eager = flat_jit(_ensemble_one_device, float_dynamic=(False, False, Tr
 
 
 @eqx.filter_jit
-def _ensemble_per_device(fn, batched, rest, static, reduce, n, bs, mesh, progress):
-    member, out_static = _member_fn(fn, static)
+def _ensemble_per_device(fn, batched, rest, static, reduce, n, bs, mesh, progress, schedule):
+    member, out_static = member_fn(fn, static)
     axis = mesh.axis_names[0]
     n_local = math.ceil(n / mesh.size)
-    batched = _pad(batched, n, n_local * mesh.size)
+    batch_fn = batch_function(fn, member, static, schedule, min(bs, n_local))
+    batched = pad(batched, n, n_local * mesh.size)
     spec = PartitionSpec(axis)
 
     def per_device(batched, rest):
         device = lax.axis_index(axis)
-        local = _run_local(
-            member, batched, rest, n_local=n_local, n_valid=n, offset=device * n_local,
-            bs=bs, reduce=reduce, progress=progress, device=device,
+        local = run_local(
+            batch_fn, member, batched, rest, n_local=n_local, n_valid=n,
+            offset=device * n_local, bs=bs, reduce=reduce, progress=progress, device=device,
         )  # fmt: skip
         if reduce is None:
             return local
@@ -280,13 +134,13 @@ def _ensemble_merge(local, out_static, reduce, n, n_dev):
         # Fold the devices' states in order; a scan compiles the merge once, not once
         # per device.
         def merge(state, other):
-            merged = _reducer_map(lambda r, a, b: r.merge(a, b), reduce, state[0], other[0])
+            merged = reducer_map(lambda r, a, b: r.merge(a, b), reduce, state[0], other[0])
             return (merged, state[1].merge(other[1])), None
 
         first = jax.tree.map(lambda x: x[0], local)
         others = jax.tree.map(lambda x: x[1:], local)
         local, _ = lax.scan(merge, first, others, length=n_dev - 1)
-    return _finish(local, reduce, n, out_static)
+    return finish(local, reduce, n, out_static)
 
 
 def ensemble(
@@ -297,6 +151,9 @@ def ensemble(
     reduce: AbstractReducer | Any | None = None,
     throw: bool = True,
     progress: bool = False,
+    schedule: str | Refill = "auto",
+    checkpoint: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
 ) -> EnsembleResult:
     """Evaluate `fn` on every member of an ensemble: a sweep, a Monte Carlo run.
 
@@ -316,7 +173,8 @@ def ensemble(
       that repeated calls do not recompile; it may close over arrays and tracers.
     - `batched_args`: pytrees whose array leaves all share the leading (member) axis.
     - `batch_size`: run at most this many members at once on each device (a positive
-      int), bounding memory; `None` runs all at once (fastest while it fits).
+      int), bounding memory. `None`: all at once on a GPU (fastest while it fits),
+      chunks of 16384 members on a CPU (measured the fastest there).
     - `devices`: `None` (the default device), a sequence of devices such as
       `jax.devices()`, or a 1-d `jax.sharding.Mesh`: members are split into contiguous
       shares, one per device, and `batch_size` applies on each. Several hosts: run the
@@ -335,6 +193,24 @@ def ensemble(
       reported in the result and the others are kept.
     - `progress`: print chunk progress to stderr: one redrawn line on a terminal, else
       (a log file, a notebook) whole lines, about one per 10% of the chunks.
+    - `schedule`: how the members of a chunk share the hardware. `"vmap"`: one `vmap`,
+      in which an adaptive solve runs until its slowest member finishes (the others wait,
+      masked). `"refill"` or `ds.Refill(lanes, block)`: a fixed number of lanes advance
+      members `block` solver steps at a time, and a lane whose member finished takes the
+      next (no lockstep). Refill takes over a `fn` that calls `ds.simulate` with an
+      adaptive integrator once, directly, without events or dense output; values equal `vmap`'s to rounding, failures are reported the same way. It has
+      no reverse-mode derivative. `"auto"` (default): refill where it applies, in an eager
+      call (not under `jax.grad`/`jit`), for chunks of more members than its lanes; else
+      `vmap`.
+    - `checkpoint`: a folder: every finished segment of members (`batch_size` of them,
+      16384 if `batch_size` is None) is committed there atomically, and calling again
+      with the same arguments after a crash or kill resumes from the last committed
+      segment, giving the result an uninterrupted run gives. A different call refuses
+      the folder with a `ValueError`. Eager calls on one device.
+    - `out`: a folder for a zarr store (`pip install "diffsim-jax[store]"`): members'
+      outputs are written there segment by segment instead of kept in memory, and
+      `values` comes back as lazy `zarr.Array`s (`zarr.open_group(out)` reopens them
+      later). Resumable like `checkpoint`; not with `reduce`.
 
     **Returns:** an `EnsembleResult` (`values`, `num_failed`, `failed_indices`,
     `failed_steps`, `failed_results`, `failed`).
@@ -360,8 +236,19 @@ def ensemble(
     """
     n = _check_call(fn, batched_args, batch_size, reduce, throw, progress)
     mesh = make_mesh(devices)
-    bs = n if batch_size is None else int(min(batch_size, n))
-    result = _run(fn, batched_args, reduce, mesh, n=n, bs=bs, progress=progress)
+    schedule = check_schedule(schedule)
+    if schedule == "auto" and under_transformation():
+        schedule = "vmap"  # the refill loop has no reverse-mode derivative
+    bs = default_batch_size(n) if batch_size is None else int(min(batch_size, n))
+    if check_resumable(checkpoint, out, mesh, reduce, batched_args):
+        result = run_resumable(
+            fn, batched_args, reduce, n=n, segment=batch_size or SEGMENT, bs=bs,
+            schedule=schedule, progress=progress, checkpoint=checkpoint, out=out,
+        )  # fmt: skip
+    else:
+        result = _run(
+            fn, batched_args, reduce, mesh, n=n, bs=bs, progress=progress, schedule=schedule
+        )
     if not throw:
         return result
     if is_concrete(result.num_failed):
@@ -372,9 +259,19 @@ def ensemble(
     return eqx.tree_at(lambda r: r.values, result, values)
 
 
-def _run(fn, batched_args, reduce, mesh, *, n, bs, progress) -> EnsembleResult:
+# On a CPU, chunks of 2^14 members were within a few % of the best batch_size at every N
+# measured, where all members at once fell 5-11% behind from N = 2^16
+# (benchmarks/ensemble_batch_size.py); GPUs gain from the widest batch.
+CPU_CHUNK = 16384
+
+
+def default_batch_size(n: int) -> int:
+    return min(n, CPU_CHUNK) if jax.default_backend() == "cpu" else n
+
+
+def _run(fn, batched_args, reduce, mesh, *, n, bs, progress, schedule) -> EnsembleResult:
     """The compiled program(s) for one call; they never raise for a failed member."""
-    settings = dict(n=n, bs=bs, progress=progress)
+    settings = dict(n=n, bs=bs, progress=progress, schedule=schedule)
     if mesh is None:
         result = _ensemble_eager(fn, reduce, batched_args, **settings)
         if result is not NOT_APPLICABLE:
@@ -411,16 +308,16 @@ def _check_call(fn, batched_args, batch_size, reduce, throw, progress) -> int:
     return n
 
 
-def _run_sharded(fn, batched, rest, static, reduce, mesh, *, n, bs, progress):
+def _run_sharded(fn, batched, rest, static, reduce, mesh, *, n, bs, progress, schedule):
     """Several devices: each runs the chunk loop on its share, then one merge."""
     if is_concrete_tree((batched, rest)):
         # Lay the members out on the devices once, outside the compiled function.
         n_pad = math.ceil(n / mesh.size) * mesh.size
         batched = jax.device_put(
-            _pad(batched, n, n_pad), NamedSharding(mesh, PartitionSpec(mesh.axis_names[0]))
+            pad(batched, n, n_pad), NamedSharding(mesh, PartitionSpec(mesh.axis_names[0]))
         )
         rest = jax.device_put(rest, NamedSharding(mesh, PartitionSpec()))
     local, out_static = _ensemble_per_device(
-        fn, batched, rest, static, reduce, n, bs, mesh, progress
+        fn, batched, rest, static, reduce, n, bs, mesh, progress, schedule
     )
     return _ensemble_merge(local, out_static, reduce, n, mesh.size)

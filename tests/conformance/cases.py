@@ -35,6 +35,7 @@ CELLS = (
     "fit",
     "posterior",
     "ensemble",
+    "ensemble_refill",
     "float32",
     "x64_float32_inputs",
 )
@@ -100,6 +101,9 @@ class Case:
 # Reasons shared by several systems.
 NOT_REVERSIBLE = "its integrator ({}) is not time-reversible: ds.Reversible needs Leapfrog/Yoshida4"
 VELOCITY = "velocity-dependent acceleration ({}): a backward step cannot undo a forward one"
+NO_ADAPTIVE_SDE = (
+    "stochastic: the refill schedule takes adaptive ODE solves, which would drop the noise"
+)
 NOISE_DTYPE = (
     "noise is drawn in the state's dtype: float32 and float64 follow different sample paths"
 )
@@ -288,6 +292,7 @@ CASES: dict[str, Case] = {
         unsupported={
             "grad_Reversible": "stochastic integrator (BAOAB) with friction: not reversible",
             "float32": NOISE_DTYPE,
+            "ensemble_refill": NO_ADAPTIVE_SDE,
         },
     ),
     "LennardJones": Case(
@@ -345,6 +350,7 @@ CASES: dict[str, Case] = {
         unsupported={
             "grad_Reversible": NOT_REVERSIBLE.format("EulerMaruyama"),
             "float32": NOISE_DTYPE,
+            "ensemble_refill": NO_ADAPTIVE_SDE,
         },
     ),
     "Pendulum": Case(

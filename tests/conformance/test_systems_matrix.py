@@ -184,6 +184,20 @@ def cell_ensemble(case: Case):
     _close(out, jax.jit(jax.vmap(final))(ps), rtol=1e-12)
 
 
+def cell_ensemble_refill(case: Case):
+    """The refill schedule (adaptive Tsit5, one lane per member at a time, blocks of 4
+    steps) against `vmap` of the same adaptive rollout."""
+    ps = _batch(case)
+    tsit5 = ds.Tsit5(rtol=1e-8, atol=1e-8)
+
+    def final(p):
+        traj = ds.simulate(case.make(p), case.y0, t1=case.dt * case.n_steps, integrator=tsit5)
+        return _flat(traj.ys)
+
+    out = ds.ensemble(final, ps, schedule=ds.Refill(lanes=2, block=4)).values
+    _close(out, jax.jit(jax.vmap(final))(ps), rtol=1e-9)
+
+
 def cell_float32(case: Case):
     y32 = _float32_rollout(case)
     y64 = _final(case, case.p0)
@@ -217,6 +231,7 @@ RUN = {
     "fit": cell_fit,
     "posterior": cell_posterior,
     "ensemble": cell_ensemble,
+    "ensemble_refill": cell_ensemble_refill,
     "float32": cell_float32,
     "x64_float32_inputs": cell_x64_float32_inputs,
 }
@@ -241,6 +256,9 @@ def refused(case: Case, cell: str):
         assert not np.allclose(y32, y64, rtol=1e-3, atol=1e-4), (
             "float32 now follows float64's path: move the cell to supported in cases.py"
         )
+    elif cell == "ensemble_refill":
+        with pytest.raises(ValueError, match="stochastic"):
+            cell_ensemble_refill(case)
     else:
         pytest.fail(f"no refusal check for an unsupported {cell!r} cell")
 
