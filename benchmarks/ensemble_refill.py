@@ -125,7 +125,7 @@ def main() -> int:
         (f"ds.Refill(lanes={lanes}, block={block})",
          timed(lambda s=ds.Refill(lanes=lanes, block=block): ds.ensemble(
              member, mus, schedule=s).values.ys, args.rounds))
-        for lanes, block in ((64, 32), (256, 32), (128, 128))
+        for lanes, block in ((64, 32), (128, 32), (1024, 32), (256, 128))
     ]:  # fmt: skip
         over_ref, speedup = t / reference, t_vmap / t
         line = (

@@ -87,6 +87,7 @@ SLOW = {
     "posterior_sir": "compiles NUTS, the fit and the forecast ensembles, about 40 s of CPU",
     "posterior_pendulum_ridge": "compiles NUTS and the fit, about 30 s of CPU",
     "missing_physics": "compiles two training steps and a sparse regression path, about 20 s",
+    "bouncing_ball": "event rollouts and a gradient, about 14-17 s (its system's tests cover it)",
 }
 
 

@@ -34,15 +34,19 @@ from ..engine._collect import collect_failures
 from ..engine._intercept import intercept_adaptive
 from ._refill import refill_solve
 
-# CPU defaults, measured (benchmarks/ensemble_refill.py): 64 lanes were fastest up to
-# ~2^10 members per chunk, 128 from a few thousand; blocks of 32-128 steps cost the same,
+# CPU defaults, measured (benchmarks/ensemble_refill.py): a sixteenth of the chunk, at
+# least 64 lanes. On Van der Pol members whose steps vary 120x, 64 lanes were fastest at
+# 512 members and 128-256 at 4096 (1024 lanes 1.6x slower, still 4x faster than vmap);
+# on Lorenz members with nearly equal step counts, where vmap has no lockstep to lose,
+# 256 lanes of 4096 matched vmap (122 vs 118 ms) and 1024 of 16384 beat it (380 vs 546
+# ms), where 128 lanes were 1.2-1.6x slower. Blocks of 32-128 steps cost the same,
 # shorter ones more (loading members is once per block).
 LANES = 64
 BLOCK = 32
 
 
 def default_lanes(chunk: int) -> int:
-    return LANES if chunk < 2048 else 2 * LANES
+    return min(2048, max(LANES, chunk // 16))
 
 
 class Refill(eqx.Module):
