@@ -34,19 +34,21 @@ from ..engine._collect import collect_failures
 from ..engine._intercept import intercept_adaptive
 from ._refill import refill_solve
 
-# CPU defaults, measured (benchmarks/ensemble_refill.py): a sixteenth of the chunk, at
-# least 64 lanes. On Van der Pol members whose steps vary 120x, 64 lanes were fastest at
-# 512 members and 128-256 at 4096 (1024 lanes 1.6x slower, still 4x faster than vmap);
-# on Lorenz members with nearly equal step counts, where vmap has no lockstep to lose,
-# 256 lanes of 4096 matched vmap (122 vs 118 ms) and 1024 of 16384 beat it (380 vs 546
-# ms), where 128 lanes were 1.2-1.6x slower. Blocks of 32-128 steps cost the same,
-# shorter ones more (loading members is once per block).
+# CPU defaults, measured (benchmarks/ensemble_refill.py, ensemble.py part (b)): lanes
+# are a sixteenth of the chunk, but at least 256 (and at most a quarter of it, at least
+# 64, at most 2048). Members with nearly equal step counts (Lorenz, Tsit5 at 1e-8) have no
+# lockstep to lose, and few lanes pay loop overhead: at 1024 members 64 lanes were 1.5x
+# slower than vmap, 256 lanes 0.9x; at 4096, 256 lanes matched vmap; at 16384, 1024 lanes
+# beat it (380 vs 546 ms). Van der Pol members whose steps vary 120x were fastest with
+# 64 lanes at 512 members (128: +8%) and 128-256 at 4096 (1024 lanes: 1.7x slower, still
+# 5x faster than vmap). Blocks of 32-128 steps cost the same, shorter ones more (loading
+# members is once per block).
 LANES = 64
 BLOCK = 32
 
 
 def default_lanes(chunk: int) -> int:
-    return min(2048, max(LANES, chunk // 16))
+    return max(LANES, min(chunk // 4, max(256, chunk // 16), 2048))
 
 
 class Refill(eqx.Module):
