@@ -37,7 +37,7 @@ def _vector_field(t, y, system):
     return system.vector_field(t, y)
 
 
-_DIFFRAX_MAX_STEPS = 4096
+DEFAULT_MAX_STEPS = 4096
 
 
 def simulate_adaptive(
@@ -93,7 +93,7 @@ def simulate_adaptive(
             saveat=subsaveat,
             stepsize_controller=controller,
             adjoint=sub_adjoint,
-            max_steps=_DIFFRAX_MAX_STEPS if max_steps is None else max_steps,
+            max_steps=DEFAULT_MAX_STEPS if max_steps is None else max_steps,
             throw=False,  # simulate raises from the result (see _errors.py)
         )
     result = result_code(sol.result)

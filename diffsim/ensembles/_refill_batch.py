@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from ..engine import Trajectory
-from ..engine._adaptive_rollout import result_code, simulate_adaptive
+from ..engine._adaptive_rollout import DEFAULT_MAX_STEPS, result_code, simulate_adaptive
 from ..engine._adjoints import Direct
 from ..engine._collect import collect_failures
 from ..engine._intercept import intercept_adaptive
@@ -188,7 +188,7 @@ def _solve(solve, lanes, block):
         ts=ts,
         save_t0=solve.saveat.t0,
         save_t1=solve.saveat.t1,
-        max_steps=4096 if solve.max_steps is None else solve.max_steps,
+        max_steps=DEFAULT_MAX_STEPS if solve.max_steps is None else solve.max_steps,
         lanes=lanes,
         block=block,
     )

@@ -36,6 +36,7 @@ CELLS = (
     "posterior",
     "ensemble",
     "ensemble_refill",
+    "ensemble_checkpoint",
     "float32",
     "x64_float32_inputs",
 )

@@ -8,6 +8,7 @@ Only `DEFAULT_CELLS` run by default; the rest are `slow` (`pytest -m ""` runs th
 """
 
 import pathlib
+import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -198,6 +199,22 @@ def cell_ensemble_refill(case: Case):
     _close(out, jax.jit(jax.vmap(final))(ps), rtol=1e-9)
 
 
+def cell_ensemble_checkpoint(case: Case):
+    """A resumable run (`checkpoint=`, one member per segment) equals the plain ensemble,
+    and resuming after a lost segment gives the same result bit for bit."""
+    ps = _batch(case)
+
+    def final(p):
+        return _final(case, p)
+
+    folder = pathlib.Path(tempfile.mkdtemp())
+    first = ds.ensemble(final, ps, batch_size=1, checkpoint=folder).values
+    _close(first, ds.ensemble(final, ps).values, rtol=1e-12)
+    (folder / "segment-00000001.npz").unlink()
+    again = ds.ensemble(final, ps, batch_size=1, checkpoint=folder).values
+    np.testing.assert_array_equal(again, first)
+
+
 def cell_float32(case: Case):
     y32 = _float32_rollout(case)
     y64 = _final(case, case.p0)
@@ -232,6 +249,7 @@ RUN = {
     "posterior": cell_posterior,
     "ensemble": cell_ensemble,
     "ensemble_refill": cell_ensemble_refill,
+    "ensemble_checkpoint": cell_ensemble_checkpoint,
     "float32": cell_float32,
     "x64_float32_inputs": cell_x64_float32_inputs,
 }

@@ -30,7 +30,8 @@ RHOS = jnp.linspace(0.0, 28.0, 300)
 def test_checkpointed_equals_plain_and_resumes_identically(tmp_path):
     plain = ds.ensemble(final_state, RHOS, batch_size=64)
     first = ds.ensemble(final_state, RHOS, batch_size=64, checkpoint=tmp_path / "ck")
-    np.testing.assert_allclose(first.values.ys, plain.values.ys, rtol=1e-4, atol=1e-4)
+    # To rounding only: the segment program and the chunk loop are compiled apart.
+    np.testing.assert_allclose(first.values.ys, plain.values.ys, rtol=1e-12, atol=1e-12)
     assert sorted(p.name for p in (tmp_path / "ck").iterdir())[:2] == [
         "run.json",
         "segment-00000000.npz",
@@ -48,8 +49,9 @@ def test_reducers_resume_to_the_same_statistics(tmp_path):
     reduce = {"m": ds.Moments(), "mm": ds.MinMax()}
     plain = ds.ensemble(final_state, RHOS, batch_size=50, reduce=reduce)
     first = ds.ensemble(final_state, RHOS, batch_size=50, reduce=reduce, checkpoint=tmp_path)
-    np.testing.assert_allclose(first.values["m"].mean.ys, plain.values["m"].mean.ys, rtol=1e-5)
-    np.testing.assert_allclose(first.values["mm"].max.ys, plain.values["mm"].max.ys, rtol=1e-5)
+    m, mm = first.values["m"], first.values["mm"]  # rounding only, as above
+    np.testing.assert_allclose(m.mean.ys, plain.values["m"].mean.ys, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(mm.max.ys, plain.values["mm"].max.ys, rtol=1e-12, atol=1e-12)
     (tmp_path / "segment-00000002.npz").unlink()
     again = ds.ensemble(final_state, RHOS, batch_size=50, reduce=reduce, checkpoint=tmp_path)
     np.testing.assert_array_equal(again.values["m"].mean.ys, first.values["m"].mean.ys)
