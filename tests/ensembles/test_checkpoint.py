@@ -118,6 +118,7 @@ _SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # three subprocess starts and compiles, ~20 s; make test-slow
 def test_sigkill_at_random_points_then_resume(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(_SCRIPT)

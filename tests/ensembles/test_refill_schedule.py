@@ -90,6 +90,7 @@ def test_statistics_and_chunks_equal_vmap():
     np.testing.assert_array_equal(refilled.failed_indices, vmapped.failed_indices)
 
 
+@pytest.mark.slow  # another refill compile, ~8 s; make test-slow
 def test_saved_times_and_save_fn():
     vmapped = ds.ensemble(saved, MUS[::3], schedule="vmap")
     refilled = ds.ensemble(saved, MUS[::3], schedule=ds.Refill(lanes=4, block=8))
@@ -98,6 +99,7 @@ def test_saved_times_and_save_fn():
     np.testing.assert_allclose(refilled.values.ys, vmapped.values.ys, rtol=1e-9)
 
 
+@pytest.mark.slow  # another refill compile, ~8 s; make test-slow
 def test_float32():
     mus = MUS.astype(jnp.float32)
 
