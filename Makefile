@@ -17,16 +17,23 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test,docs]"
 	touch $@
 
-install: $(VENV)/.installed-test
+# The C++ kernels (all-pairs forces on the CPU), compiled for this machine with the
+# system C++ compiler into ~/.cache/diffsim/kernels; without a compiler the package uses
+# its pure-JAX path, and this step says so.
+$(VENV)/.kernels: $(VENV)/.installed-test diffsim/kernels/pairwise.cc diffsim/kernels/_build.py
+	$(BIN)/python -m diffsim.kernels._build
+	touch $@
 
-demo: $(VENV)/.installed-test
+install: $(VENV)/.installed-test $(VENV)/.kernels
+
+demo: install
 	$(BIN)/python scenarios/pendulum_demo.py --out out
 
 # Two workers (pytest-xdist): the tests are mostly single-threaded XLA compilation.
-test: $(VENV)/.installed-test
+test: install
 	$(BIN)/python -m pytest -q -n 2
 
-test-slow: $(VENV)/.installed-test
+test-slow: install
 	$(BIN)/python -m pytest -q -n 2 -m slow
 
 # The documentation site, from docs/ and the docstrings, into site/; any warning fails it.
@@ -49,7 +56,7 @@ test-browser: $(VENV)/.installed-test
 	$(BIN)/python -m pip install --quiet "selenium>=4.20"
 	DIFFSIM_BROWSER_TEST=required $(BIN)/python -m pytest -q -p no:xdist -m slow tests/docs/test_browser.py
 
-bench: $(VENV)/.installed-test
+bench: install
 	$(BIN)/python benchmarks/rollout.py
 	$(BIN)/python benchmarks/gradients.py
 	$(BIN)/python benchmarks/fit.py

@@ -14,7 +14,8 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "diffsim"
 # uses sit on both; `plot` and `cli` on top of everything.
 USES = ("fitting", "ensembles", "ml", "inference")
 FORBIDDEN = {
-    "engine": {"systems", "plot", "cli", *USES},
+    "kernels": {"systems", "plot", "cli", *USES},  # compiled code: no physics, no use
+    "engine": {"systems", "kernels", "plot", "cli", *USES},
     "systems": {"engine", "plot", "cli", *USES},
     **{use: {"plot", "cli"} for use in USES},
 }

@@ -12,6 +12,11 @@ backward pass, so residual memory is $O(N d)$ per evaluation and transient memor
 $O(B N d)$ for a block of $B$ rows. Forward mode (`jax.jvp`, `jax.jacfwd`, the Jacobians
 of `ds.fit`'s default solver) goes through the same code unchanged.
 
+Softened gravity (`softened_gravity`, NBody's law) has a compiled kernel
+(`diffsim.kernels`): `pair_sum` hands it over when called with that law and no
+`block_size`. Its forward pass, JVP and VJP are C++ on a CPU and Pallas on a GPU, 5-20x
+this file's XLA code, with the same lean memory (a VJP stores only the positions).
+
 An earlier version had a custom VJP with the analytic derivative; it had no forward mode,
 and rematerialisation keeps its memory at the same or lower cost (measured at N = 256 to
 4096, blocked and unblocked, on the 2-core CPU: 0.8-1.35x its time, identical memory).
@@ -27,6 +32,8 @@ import jax
 import jax.lax as lax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
+
+from ..kernels import gravity_pair_sum
 
 # Target rows per block: keeps a block's (B, N, d) temporaries near 2^22 elements.
 _BLOCK_ELEMENTS = 2**22
@@ -83,6 +90,17 @@ def _pair_sum_plain(q, weights, theta, phi, block, lean):
     return blocks.reshape(-1, d)[:n]
 
 
+def softened_gravity(s, theta):
+    """Radial law of softened gravity, $G (s + \\epsilon^2)^{-3/2}$, with `theta = (G,
+    epsilon)`. `pair_sum` runs it on the compiled kernel.
+
+    As rsqrt cubed: one reciprocal square root and two products, several times cheaper
+    than a general power, in the innermost loop of every all-pairs force."""
+    G, softening = theta
+    inv = jax.lax.rsqrt(s + softening**2)
+    return G * (inv * inv * inv)
+
+
 def _prepare(q, weights, theta, block_size):
     q = jnp.asarray(q)
     weights = jnp.broadcast_to(jnp.asarray(weights, q.dtype), q.shape[:1])
@@ -116,7 +134,9 @@ def pair_sum(
     - `phi`: `phi(s, theta)`, elementwise in the squared distance `s` (static: define it
       once at module level so it hashes the same every call).
     - `theta`: the pytree of parameters of `phi` (differentiable).
-    - `block_size`: target rows per block (default: about 2^22 / (n d)).
+    - `block_size`: target rows per block (default: about 2^22 / (n d)). With
+      `phi=softened_gravity` and no `block_size`, the compiled kernel runs instead
+      (`diffsim.kernels`; same values and derivatives, to rounding).
 
     **Example:**
 
@@ -128,5 +148,9 @@ def pair_sum(
     accel = pair_sum(q, masses, gravity, (1.0, 0.01))
     ```
     """
+    if phi is softened_gravity and block_size is None:
+        q = jnp.asarray(q)
+        G, softening = (jnp.asarray(t, q.dtype) for t in theta)
+        return G * gravity_pair_sum(q, weights, softening**2)
     q, weights, theta, block = _prepare(q, weights, theta, block_size)
     return _pair_sum_plain(q, weights, theta, phi, block, lean=True)
