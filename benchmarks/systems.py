@@ -279,6 +279,28 @@ def bench_lj(rounds: int) -> dict | None:
     return result
 
 
+def bench_fused_device(rounds: int, n: int = 2**23, steps: int = 1000) -> None:
+    """On a GPU: the Lorenz ensemble (tuple state, rho per member, Tsit5 tableau at a fixed
+    step, final state) through the fused kernel against the vmapped scan. Issue 20's
+    target: <= 35 ms for 2^23 members x 1000 steps on an H200."""
+
+    def final(rho):
+        lorenz = ds.systems.Lorenz(rho=rho)
+        traj = ds.simulate(lorenz, (1.0, 0.0, 0.0), t1=steps * 1e-3, dt=1e-3,
+                           integrator=ds.Tsit5Fixed())  # fmt: skip
+        return traj.ys
+
+    rhos = jnp.linspace(0.0, 28.0, n, dtype=jnp.float32)
+    run = {s: (lambda s=s: ds.ensemble(final, rhos, batch_size=n, schedule=s).values)
+           for s in ("fused", "vmap")}  # fmt: skip
+    a, b = run["fused"](), run["vmap"]()
+    err = max(float(jnp.max(jnp.abs(x - y))) for x, y in zip(a, b, strict=True))
+    t = _interleaved(run, rounds)
+    print(f"  Lorenz N={n}, {steps} Tsit5Fixed steps: fused {t['fused'] * 1e3:.1f} ms, "
+          f"vmap {t['vmap'] * 1e3:.1f} ms (x{t['vmap'] / t['fused']:.2f}); target <= 35 ms "
+          f"{'PASS' if t['fused'] <= 0.035 else 'FAIL'}; max |diff| {err:.1e}", flush=True)  # fmt: skip
+
+
 # ---------------------------------------------------------------------------------------
 # Pairwise kernels
 
@@ -422,6 +444,8 @@ def main():
     if args.device:
         print("N-body all-pairs accelerations on the accelerator (float32):", flush=True)
         bench_nbody_device(rounds, (4096, 16384, 65536))
+        print("Fused ensemble step (float32):", flush=True)
+        bench_fused_device(rounds)
         return
     print("N-body all-pairs accelerations (float32):", flush=True)
     nbody = bench_nbody(rounds, sizes)

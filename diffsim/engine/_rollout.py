@@ -32,7 +32,7 @@ from ._event import check_events
 from ._event_adaptive import diffrax_adjoint, simulate_adaptive_events
 from ._event_fixed import simulate_events
 from ._fixed import simulate_fixed
-from ._intercept import AdaptiveSolve, intercepted
+from ._intercept import AdaptiveSolve, FixedSolve, intercepted, intercepted_fixed
 from ._saveat import SaveAt
 from ._solution import RESULTS, Trajectory
 from ._trial import forward_jacobians, in_trial
@@ -204,10 +204,21 @@ def simulate(
     no_jvp = reverse_mode_only(
         "ds.Reversible()", "For forward mode use adjoint=ds.Direct() (or ds.Checkpointed())."
     )
-    with no_jvp if isinstance(adjoint, Reversible) else contextlib.nullcontext():
-        traj = simulate_fixed(
-            _dynamic_floats(system, y0), y0, t0_arr, dt_arr, n, integrator, saveat, adjoint, not ts_known,
-        )  # fmt: skip
+    solve = FixedSolve(
+        _dynamic_floats(system, y0),
+        y0,
+        t0_arr,
+        dt_arr,
+        n,
+        integrator,
+        saveat,
+        adjoint,
+        not ts_known,
+    )
+    traj = intercepted_fixed(solve)
+    if traj is None:
+        with no_jvp if isinstance(adjoint, Reversible) else contextlib.nullcontext():
+            traj = simulate_fixed(*solve)
     return _deliver(traj, throw, step_time=lambda k: t0_arr + (k + 1) * dt_arr)
 
 

@@ -59,9 +59,10 @@ from ._failures import (
     raise_on_host,
 )
 from ._reducers import AbstractReducer, check_reducers
-from ._refill_batch import Refill, batch_function, check_schedule
+from ._refill_batch import Refill
 from ._result import EnsembleResult
 from ._resumable import SEGMENT, run_resumable
+from ._schedule import batch_function, check_schedule
 
 
 def _one_device(fn, batched, rest, static, reduce, *, n, bs, progress, schedule):
@@ -199,9 +200,15 @@ def ensemble(
       members `block` solver steps at a time, and a lane whose member finished takes the
       next (no lockstep). Refill takes over a `fn` that calls `ds.simulate` with an
       adaptive integrator once, directly, without events or dense output; values equal `vmap`'s to rounding, failures are reported the same way. It has
-      no reverse-mode derivative. `"auto"` (default): refill where it applies, in an eager
-      call (not under `jax.grad`/`jit`), for chunks of more members than its lanes; else
-      `vmap`.
+      no reverse-mode derivative. `"fused"`: a fixed-step explicit Runge-Kutta `simulate`
+      (`ds.RK4`, `ds.Tsit5Fixed`, ...) of a small system whose state leaves and system
+      fields are one number per member (Lorenz's tuple form), saving the final state,
+      runs as one GPU kernel that keeps each member's state in registers through all
+      the steps (Pallas; values equal `vmap`'s to rounding; no derivatives; off a GPU it
+      runs in Pallas' interpreter, for tests only). Its GPU speed is not measured yet.
+      `"auto"` (default), in an eager call (not under `jax.grad`/`jit`): on a CPU,
+      refill where it applies, for chunks of more members than its lanes; on a GPU, the
+      fused kernel where it applies; else `vmap`.
     - `checkpoint`: a folder: every finished segment of members (`batch_size` of them,
       16384 if `batch_size` is None) is committed there atomically, and calling again
       with the same arguments after a crash or kill resumes from the last committed
@@ -238,7 +245,7 @@ def ensemble(
     mesh = make_mesh(devices)
     schedule = check_schedule(schedule)
     if schedule == "auto" and under_transformation():
-        schedule = "vmap"  # the refill loop has no reverse-mode derivative
+        schedule = "vmap"  # the refill loop and the fused kernel have no derivatives
     bs = default_batch_size(n) if batch_size is None else int(min(batch_size, n))
     if check_resumable(checkpoint, out, mesh, reduce, batched_args):
         result = run_resumable(

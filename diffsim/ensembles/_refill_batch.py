@@ -31,7 +31,7 @@ from ..engine import Trajectory
 from ..engine._adaptive_rollout import DEFAULT_MAX_STEPS, result_code, simulate_adaptive
 from ..engine._adjoints import Direct
 from ..engine._collect import collect_failures
-from ..engine._intercept import intercept_adaptive
+from ..engine._intercept import Replay, intercept_adaptive
 from ._refill import refill_solve
 
 # CPU defaults, measured (benchmarks/ensemble_refill.py, ensemble.py part (b)): lanes
@@ -104,16 +104,6 @@ class _Collect:
         self.solves.append(solve)
         shapes = jax.eval_shape(lambda: simulate_adaptive(*solve[:-1], Direct(), solve.max_steps))
         return jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
-
-
-class _Replay:
-    """Phase 3's handler: hands the member its solution."""
-
-    def __init__(self, traj):
-        self.traj = traj
-
-    def __call__(self, solve, same_trace):
-        return self.traj if same_trace else None
 
 
 def _call(fn, b, rest, static):
@@ -207,58 +197,9 @@ def refill_batch(fn, member, static, *, lanes: int, block: int):
         trajs = _trajectories(solve, _solve(solve, lanes, block))
 
         def finish(b, rest, traj):
-            with intercept_adaptive(_Replay(traj)):
+            with intercept_adaptive(Replay(traj)):
                 return member(b, rest)
 
         return jax.vmap(finish, in_axes=(0, None, 0))(xs, rest, trajs)
-
-    return batch
-
-
-def check_schedule(schedule):
-    """`schedule` as `"auto"`, `"vmap"` or a `Refill`; a `ValueError` names bad values."""
-    if isinstance(schedule, Refill):
-        return schedule
-    if not isinstance(schedule, str):
-        raise TypeError(
-            "schedule must be 'auto', 'vmap', 'refill' or ds.Refill(lanes=..., block=...); "
-            f"got {schedule!r}."
-        )
-    if schedule == "refill":
-        return Refill()
-    if schedule in ("auto", "vmap"):
-        return schedule
-    raise ValueError(
-        "schedule must be 'auto', 'vmap', 'refill' or ds.Refill(lanes=..., block=...); got "
-        f"{schedule!r}."
-    )
-
-
-def batch_function(fn, member, static, schedule, chunk: int):
-    """How one chunk of `chunk` members runs: `vmap` of `member`, or the refill schedule
-    (`schedule="auto"`: refill where `fn` qualifies and the chunk has more members than
-    lanes, else `vmap`)."""
-    vmapped = jax.vmap(member, in_axes=(0, None))
-    if schedule == "vmap":
-        return vmapped
-    if schedule == "auto":
-        # Measured on CPUs only: GPUs keep vmap until it is measured there.
-        if chunk <= LANES or jax.default_backend() != "cpu":
-            return vmapped
-        refill = refill_batch(fn, member, static, lanes=default_lanes(chunk), block=BLOCK)
-    else:
-        refill = refill_batch(fn, member, static, lanes=schedule.lanes, block=schedule.block)
-
-    def batch(xs, rest):
-        try:
-            return refill(xs, rest)
-        except NotRefillable as e:
-            if schedule == "auto":
-                return vmapped(xs, rest)
-            raise ValueError(
-                f"schedule={schedule!r} cannot run this fn: {e}. The refill schedule takes "
-                "over one adaptive ds.simulate called directly in fn (no events, no dense "
-                "output); use schedule='vmap' or 'auto'."
-            ) from None
 
     return batch

@@ -28,8 +28,8 @@ from ..engine import RESULTS
 from ._checkpoint import RunRecord, fingerprint
 from ._chunks import finish, member_fn, reducer_map, run_local
 from ._progress import report_progress
-from ._refill_batch import batch_function
 from ._result import EnsembleResult
+from ._schedule import batch_function
 from ._store import OutputStore
 
 #: Members per committed segment when `batch_size` is not given.

@@ -36,6 +36,7 @@ CELLS = (
     "posterior",
     "ensemble",
     "ensemble_refill",
+    "ensemble_fused",
     "ensemble_checkpoint",
     "float32",
     "x64_float32_inputs",
@@ -410,3 +411,20 @@ CASES: dict[str, Case] = {
 
 def is_supported(system: str, cell: str) -> bool:
     return cell not in CASES[system].unsupported
+
+
+# The fused GPU kernel (`schedule="fused"`) takes states and system fields of one number
+# per member (in each leaf): the systems with a scalar-leaf (tuple) form of their state.
+# Every other system is refused with a ValueError that says why.
+FUSED = frozenset({"HarmonicOscillator", "Lorenz", "Pendulum"})
+_NOT_FUSED = (
+    "array state or fields per member: the fused kernel takes one number per member in "
+    "each state leaf and system field (e.g. Lorenz's tuple form)"
+)
+_NOISE_NOT_FUSED = "stochastic: the fused kernel runs explicit Runge-Kutta methods"
+for _name, _case in CASES.items():
+    if _name not in FUSED:
+        _stochastic = "ensemble_refill" in _case.unsupported
+        _case.unsupported.setdefault(
+            "ensemble_fused", _NOISE_NOT_FUSED if _stochastic else _NOT_FUSED
+        )

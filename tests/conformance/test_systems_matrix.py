@@ -10,6 +10,7 @@ Only `DEFAULT_CELLS` run by default; the rest are `slow` (`pytest -m ""` runs th
 import pathlib
 import tempfile
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -199,6 +200,35 @@ def cell_ensemble_refill(case: Case):
     _close(out, jax.jit(jax.vmap(final))(ps), rtol=1e-9)
 
 
+def _fused_state(case: Case):
+    """The case's state in tuple form (one number per leaf), where its vector field maps
+    that form to itself; else the state as it is (which the fused kernel refuses)."""
+    y0 = case.y0
+    if not (eqx.is_array(y0) and y0.ndim == 1):
+        return y0
+    tup = tuple(y0)
+    try:
+        out = jax.eval_shape(lambda y: case.make(case.p0).vector_field(0.0, y), tup)
+    except Exception:  # noqa: BLE001 - a vector field that wants the array form
+        return y0
+    same = jax.tree.structure(out) == jax.tree.structure(tup)
+    return tup if same and all(x.shape == () for x in jax.tree.leaves(out)) else y0
+
+
+def cell_ensemble_fused(case: Case):
+    """The fused kernel (Pallas' interpreter on the CPU; RK4, the tuple form of the state)
+    against `vmap` of the same rollout."""
+    ps = _batch(case)
+    y0 = _fused_state(case)
+
+    def final(p):
+        traj = ds.simulate(case.make(p), y0, dt=case.dt, n_steps=case.n_steps, integrator=ds.RK4())
+        return _flat(traj.ys)
+
+    out = ds.ensemble(final, ps, schedule="fused").values
+    _close(out, jax.jit(jax.vmap(final))(ps), rtol=1e-12)
+
+
 def cell_ensemble_checkpoint(case: Case):
     """A resumable run (`checkpoint=`, one member per segment) equals the plain ensemble,
     and resuming after a lost segment gives the same result bit for bit."""
@@ -249,6 +279,7 @@ RUN = {
     "posterior": cell_posterior,
     "ensemble": cell_ensemble,
     "ensemble_refill": cell_ensemble_refill,
+    "ensemble_fused": cell_ensemble_fused,
     "ensemble_checkpoint": cell_ensemble_checkpoint,
     "float32": cell_float32,
     "x64_float32_inputs": cell_x64_float32_inputs,
@@ -277,6 +308,10 @@ def refused(case: Case, cell: str):
     elif cell == "ensemble_refill":
         with pytest.raises(ValueError, match="stochastic"):
             cell_ensemble_refill(case)
+    elif cell == "ensemble_fused":
+        # The fused schedule's refusal, or (noise) the deterministic integrator's.
+        with pytest.raises(ValueError, match="schedule='fused' cannot run this fn|stochastic"):
+            cell_ensemble_fused(case)
     else:
         pytest.fail(f"no refusal check for an unsupported {cell!r} cell")
 

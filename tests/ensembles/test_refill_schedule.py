@@ -165,7 +165,9 @@ def test_auto_falls_back_and_refill_refuses_what_it_cannot_take():
     "schedule, error", [("lockstep", ValueError), (8, TypeError), (None, TypeError)]
 )
 def test_bad_schedule(schedule, error):
-    with pytest.raises(error, match="schedule must be 'auto', 'vmap', 'refill' or ds.Refill"):
+    with pytest.raises(
+        error, match="schedule must be 'auto', 'vmap', 'refill', 'fused' or ds.Refill"
+    ):
         ds.ensemble(van_der_pol, MUS, schedule=schedule)
 
 

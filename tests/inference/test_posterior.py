@@ -90,6 +90,7 @@ def test_inferred_noise_covers_the_truth():
     assert 0.5 < noise.std() / (SIGMA / np.sqrt(2 * 28)) < 2.0
 
 
+@pytest.mark.slow  # 15 s; the conjugate-posterior tests check the sampler in make test
 def test_prior_alone_is_recovered_through_every_change_of_variables():
     """With data that say nothing (the model ignores the parameters), the posterior is
     the prior: a HalfNormal (softplus onto (0, inf)), a Uniform (sigmoid onto (1, 3))

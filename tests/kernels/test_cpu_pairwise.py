@@ -41,12 +41,20 @@ def _ref64(fn, p, *names):
 
 
 # n = 37: packs of 8 with a partial last one; 8: exactly one pack; 1: no pair at all.
-CASES = [((), 37, 3, 0.0), ((2,), 37, 2, 0.1), ((2, 3), 8, 3, 0.05), ((3,), 21, 1, 0.2)]
-CASES += [((), 1, 3, 0.1)]
+# The first two in both precisions run in make test; the rest with make test-slow.
+_SLOW = pytest.mark.slow
+CASES = [
+    ((), 37, 3, 0.0, jnp.float64),
+    ((2, 3), 8, 3, 0.05, jnp.float32),
+    pytest.param((2,), 37, 2, 0.1, jnp.float64, marks=_SLOW),
+    pytest.param((3,), 21, 1, 0.2, jnp.float64, marks=_SLOW),
+    pytest.param((), 1, 3, 0.1, jnp.float64, marks=_SLOW),
+    pytest.param((), 37, 3, 0.0, jnp.float32, marks=_SLOW),
+    pytest.param((2,), 37, 2, 0.1, jnp.float32, marks=_SLOW),
+]
 
 
-@pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32], ids=["f64", "f32"])
-@pytest.mark.parametrize("batch,n,d,e2", CASES)
+@pytest.mark.parametrize("batch,n,d,e2,dtype", CASES)
 def test_kernels_equal_the_reference(batch, n, d, e2, dtype):
     p = _problem(batch, n, d, e2, dtype)
     fwd = jax.jit(gravity_pair_sum)(p["q"], p["w"], p["e2"])
@@ -88,6 +96,7 @@ def test_derivatives_match_finite_differences():
         assert np.isclose(jnp.sum(grads[argnum] * direction), fd, rtol=1e-7, atol=1e-9)
 
 
+@pytest.mark.slow  # 14 s: the reference's Hessians compile slowly
 def test_second_derivatives_equal_the_reference():
     p = _problem((), 9, 2, 0.1, jnp.float64, seed=1)
 
@@ -125,7 +134,7 @@ def test_vmap_over_any_arguments(in_axes):
     )
 
 
-@pytest.mark.parametrize("block_elements", [2**22, 2 * 13 * 3])
+@pytest.mark.parametrize("block_elements", [pytest.param(2**22, marks=_SLOW), 2 * 13 * 3])
 def test_blocked_fallback_equals_the_reference(monkeypatch, block_elements):
     # The lowering for backends without a kernel, whole and in blocks of two rows.
     monkeypatch.setattr(_fallback, "_BLOCK_ELEMENTS", block_elements)
