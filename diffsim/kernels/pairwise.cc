@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <type_traits>
 #include <thread>
@@ -54,8 +55,11 @@ int max_threads() {
 // Runs body(begin, end) over [0, rows), on XLA's own intra-op threads plus the calling
 // thread (threads of ours would compete with the pool's, which spin between tasks: measured
 // half speed). Rows are handed out in small slices from a shared counter, so a thread that
-// starts late, or is descheduled for a while, costs only its current slice. Small problems
-// run inline: handing out work costs microseconds, more than a few-body evaluation.
+// starts late, or is descheduled for a while, costs only its current slice. The caller
+// waits only for slices already being worked on, never for a task to start: a pool busy
+// with other work (another of these kernels, blocked the same way) cannot deadlock it,
+// and a task that starts after the caller has returned finds no rows left and touches
+// nothing but the shared counter. Small problems run inline.
 template <typename Body>
 void parallel_rows(ffi::ThreadPool& pool, int64_t rows, int64_t pairs_per_row, Body body) {
   constexpr int64_t kPairsPerTask = int64_t{1} << 17;
@@ -66,25 +70,26 @@ void parallel_rows(ffi::ThreadPool& pool, int64_t rows, int64_t pairs_per_row, B
     body(int64_t{0}, rows);
     return;
   }
-  const int64_t slice = std::max<int64_t>(1, rows / (16 * threads));
-  std::atomic<int64_t> next{0};
-  auto work = [&] {
-    for (int64_t begin; (begin = next.fetch_add(slice)) < rows;)
-      body(begin, std::min(rows, begin + slice));
+  struct Shared {
+    std::atomic<int64_t> next{0};
+    int64_t done = 0;  // rows finished, under `mutex`
+    std::mutex mutex;
+    std::condition_variable finished;
   };
-  std::mutex mutex;
-  std::condition_variable done;
-  int64_t pending = threads - 1;
-  for (int64_t t = 1; t < threads; ++t) {
-    pool.Schedule([&] {
-      work();
-      std::lock_guard<std::mutex> lock(mutex);
-      if (--pending == 0) done.notify_one();
-    });
-  }
+  auto shared = std::make_shared<Shared>();
+  const int64_t slice = std::max<int64_t>(1, rows / (16 * threads));
+  auto work = [shared, rows, slice, &body] {
+    for (int64_t begin; (begin = shared->next.fetch_add(slice)) < rows;) {
+      const int64_t end = std::min(rows, begin + slice);
+      body(begin, end);
+      std::lock_guard<std::mutex> lock(shared->mutex);
+      if ((shared->done += end - begin) == rows) shared->finished.notify_all();
+    }
+  };
+  for (int64_t t = 1; t < threads; ++t) pool.Schedule([work] { work(); });
   work();
-  std::unique_lock<std::mutex> lock(mutex);
-  done.wait(lock, [&] { return pending == 0; });
+  std::unique_lock<std::mutex> lock(shared->mutex);
+  shared->finished.wait(lock, [&] { return shared->done == rows; });
 }
 
 // One problem of a batch: per-source arrays of length n_pad (n rounded up to whole SIMD

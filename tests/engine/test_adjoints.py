@@ -225,6 +225,7 @@ def test_backsolve_only_for_adaptive():
         ds.simulate(p, p.initial_state(0.5), t1=1.0, dt=0.1, adjoint=ds.Backsolve())
 
 
+@pytest.mark.slow  # 8 s; the engine conformance matrix runs Tsit5 with Backsolve
 def test_adaptive_backsolve_agrees_with_direct():
     def loss(adjoint):
         def f(length):

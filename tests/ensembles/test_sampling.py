@@ -53,6 +53,7 @@ def test_sobol_unscrambled_equals_scipy():
         np.testing.assert_array_equal(ours, qmc.Sobol(d, scramble=False).random(512))
 
 
+@pytest.mark.slow  # 7 s; the unscrambled net is checked against SciPy in make test
 def test_sobol_scrambled_is_a_net_and_integrates_better_than_monte_carlo():
     n = 256
     u = np.asarray(ds.Sobol().unit(jax.random.key(2), n, 2, jnp.float64))

@@ -166,3 +166,14 @@ def test_the_build_falls_back_with_a_warning(monkeypatch):
 def test_the_kernels_are_built_here():
     # This machine has a compiler (CI too): the fast path is what the suite exercises.
     assert _build.compiler() is not None and _build.library() is not None
+
+
+def test_concurrent_threaded_calls_finish_and_agree():
+    # Independent force evaluations big enough to use the thread pool: XLA may run them
+    # at the same time, each waiting on pool work (the kernel never waits for a task to
+    # start, so a busy pool cannot deadlock it).
+    qs = jax.random.normal(jax.random.key(0), (4, 1024, 3))
+    w = jnp.ones(1024)
+    together = jax.jit(lambda qs: [gravity_pair_sum(q, w, 0.01) for q in qs])(qs)
+    for q, a in zip(qs, together, strict=True):
+        _close(a, reference.gravity_forward(q, w, jnp.asarray(0.01)), jnp.float64)

@@ -21,6 +21,7 @@ def ou_final(key, dt=0.002, n_steps=1500):
     return ds.simulate(OU, x0, n_steps=n_steps, dt=dt, integrator=integrator).ys[-1]
 
 
+@pytest.mark.slow  # 8 s; the BAOAB Boltzmann test checks a stationary law in make test
 def test_ou_stationary_variance_from_1e5_members():
     # 10^5 members from x0 = 0 to t = 3 = 6 / theta (the transient e^{-2 theta t} ~ 6e-6).
     # Euler-Maruyama's stationary variance is sigma^2 / (theta (2 - theta dt)), 0.2% above

@@ -84,9 +84,10 @@ def test_one_force_evaluation_per_substep(integrator, evaluations):
     "integrator, adjoint",
     [
         (ds.Leapfrog(), ds.Direct()),
-        (ds.Leapfrog(), ds.Reversible(checkpoint_every=7)),
+        # The Reversible variants compile for ~6 s each: make test-slow.
+        pytest.param(ds.Leapfrog(), ds.Reversible(checkpoint_every=7), marks=pytest.mark.slow),
         (ds.Yoshida4(), ds.Checkpointed()),
-        (ds.Yoshida4(), ds.Reversible()),
+        pytest.param(ds.Yoshida4(), ds.Reversible(), marks=pytest.mark.slow),
     ],
     ids=["Leapfrog-Direct", "Leapfrog-Reversible7", "Yoshida4-Checkpointed", "Yoshida4-Reversible"],
 )
