@@ -89,6 +89,7 @@ SLOW = {
     "missing_physics": "compiles two training steps and a sparse regression path, about 20 s",
     "bouncing_ball": "event rollouts and a gradient, about 14-17 s (its system's tests cover it)",
     "pendulum_demo": "a fit, a posterior and a forecast ensemble, about 12-17 s (make demo runs it)",
+    "fit_pendulum": "a fit, about 11 s (the CLI error tests run it through a subprocess)",
 }
 
 

@@ -112,7 +112,15 @@ def test_second_derivatives_equal_the_reference():
     _close(grad2(gravity_pair_sum)(p["w"]), grad2(reference.gravity_forward)(p["w"]), jnp.float64)
 
 
-@pytest.mark.parametrize("in_axes", [(0, None, None), (None, 0, None), (1, 0, 0), (0, 0, 0)])
+@pytest.mark.parametrize(
+    "in_axes",
+    [
+        (0, None, None),
+        pytest.param((None, 0, None), marks=_SLOW),
+        pytest.param((1, 0, 0), marks=_SLOW),
+        (0, 0, 0),
+    ],
+)
 def test_vmap_over_any_arguments(in_axes):
     p = _problem((3,), 13, 3, 0.05, jnp.float64, seed=2)
     q = jnp.moveaxis(p["q"], 0, 1) if in_axes[0] == 1 else p["q"]

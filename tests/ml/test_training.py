@@ -29,6 +29,7 @@ def _loss(model, y0s, data):
     return jnp.mean((ys.q - data.q) ** 2) + 0.1 * jnp.mean((ys.v - data.v) ** 2)
 
 
+@pytest.mark.slow  # 9 s of compilation; the other training tests run the same step
 def test_short_training_run_lowers_hybrid_loss_tenfold():
     y0s, data = _friction_data()
     net = eqx.nn.MLP("scalar", "scalar", 8, 1, activation=jax.nn.tanh, key=jax.random.key(0))

@@ -17,6 +17,7 @@ from tests.systems.conformance import check_precisions, check_vmap_matches_loop
 _Y0 = ds.PhaseState(q=jnp.array([0.0, 1.0]), v=jnp.array([0.5, 0.8]))
 
 
+@pytest.mark.slow  # 8 s; the event tests check bounce times against the closed form
 def test_event_model_matches_the_analytic_bounce():
     # Free flight between impacts and v_z -> -e v_z at z = 0: six bounces in 2 s.
     ball = BouncingBall(restitution=0.7)
