@@ -20,7 +20,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 # The C++ kernels (all-pairs forces on the CPU), compiled for this machine with the
 # system C++ compiler into ~/.cache/diffsim/kernels; without a compiler the package uses
 # its pure-JAX path, and this step says so.
-$(VENV)/.kernels: $(VENV)/.installed-test diffsim/kernels/pairwise.cc diffsim/kernels/_build.py
+$(VENV)/.kernels: $(VENV)/.installed-test $(wildcard diffsim/kernels/*.cc diffsim/kernels/*.h) diffsim/kernels/_build.py
 	$(BIN)/python -m diffsim.kernels._build
 	touch $@
 

@@ -408,10 +408,72 @@ def bench_kernel_rollout(rounds: int, n: int = 1024, steps: int = 100) -> None:
           f"max |q diff| {diff:.1e}", flush=True)  # fmt: skip
 
 
+def _xla_lj(system, q, idx=None):
+    """`LennardJones`'s forces on the XLA pair sums it used before the kernel."""
+    from diffsim.systems._lennard_jones import _lj_phi
+    from diffsim.systems._periodic_pairs import neighbour_pair_sum, periodic_pair_sum
+
+    theta = system._theta()
+    if idx is None:
+        return periodic_pair_sum(q, 1.0, _lj_phi, theta, system.box, system.cutoff)
+    return neighbour_pair_sum(q, 1.0, _lj_phi, theta, system.box, system.cutoff, idx)
+
+
+class _XLALennardJones(LennardJones):
+    """`LennardJones` on the XLA pair sums it used before the kernel (a type of its own,
+    so that no compiled rollout of one is reused for the other)."""
+
+    def _kernel(self, q, idx=None):
+        return _xla_lj(self, q, idx)
+
+
+def bench_kernel_lj(rounds: int) -> None:
+    """Lennard-Jones on the kernel against the XLA pair sums, N = 4096 (16^3, density 0.8):
+    all-pairs forces and their gradient, and the 100-step Verlet-list rollout of part 2."""
+    celled, y = LennardJones.lattice(
+        LJ_SIDE, density=LJ_DENSITY, temperature=1.0, key=jax.random.key(0), dtype=jnp.float32
+    )
+    system = LennardJones(box=celled.box)  # all pairs
+    n = y.q.shape[0]
+    q = y.q + 0.02 * jax.random.normal(jax.random.key(1), y.q.shape, jnp.float32)
+    cot = jax.random.normal(jax.random.key(2), q.shape, jnp.float32)
+    kernel = jax.jit(lambda q: system.acceleration(0.0, q, None))
+    xla = jax.jit(lambda q: _xla_lj(system, q))
+    grad = jax.jit(jax.grad(lambda q: jnp.vdot(cot, system.acceleration(0.0, q, None))))
+    xla_grad = jax.jit(jax.grad(lambda q: jnp.vdot(cot, _xla_lj(system, q))))
+    err = float(jnp.max(jnp.abs(kernel(q) - xla(q))) / jnp.max(jnp.abs(xla(q))))
+    cells = jax.jit(lambda q: celled.acceleration(0.0, q, None))
+    fns = {"kernel": lambda: kernel(q), "xla": lambda: xla(q), "cells": lambda: cells(q)}
+    fns.update(grad=lambda: grad(q), xla_grad=lambda: xla_grad(q))
+    t = _interleaved(fns, rounds)
+    print(f"  LJ all pairs N={n}: kernel {n * (n - 1) / t['kernel']:.2e} pairs/s, XLA "
+          f"{n * (n - 1) / t['xla']:.2e} (x{t['xla'] / t['kernel']:.1f}); gradient x"
+          f"{t['xla_grad'] / t['grad']:.1f}, VJP/fwd {t['grad'] / t['kernel']:.2f}; "
+          f"max rel diff {err:.1e}; per evaluation {t['kernel'] * 1e3:.1f} ms, cell list "
+          f"(XLA) {t['cells'] * 1e3:.1f} ms", flush=True)  # fmt: skip
+
+    listed = system.with_neighbour_list(y.q, skin=LJ_SKIN)
+    cells, k = listed.neighbours.cells, listed.neighbours.max_neighbours
+    ours = diffsim_lj_runner(celled, cells, k, LJ_STEPS)
+    before = diffsim_lj_runner(_XLALennardJones(box=celled.box), cells, k, LJ_STEPS)
+    diff = float(jnp.max(jnp.abs(ours(y).q - before(y).q)))
+    force = jax.jit(lambda q: listed.acceleration(0.0, q, None))
+    xla_force = jax.jit(lambda q: _xla_lj(listed, q, listed.neighbours.idx))
+    t = _interleaved({"kernel": lambda: force(q), "xla": lambda: xla_force(q)}, rounds)
+    print(f"  LJ Verlet-list forces (k = {k}): kernel {t['kernel'] * 1e3:.2f} ms, XLA "
+          f"{t['xla'] * 1e3:.2f} ms (x{t['xla'] / t['kernel']:.1f})", flush=True)  # fmt: skip
+    t = _interleaved({"kernel": lambda: ours(y), "xla": lambda: before(y)}, max(3, rounds // 2))
+    print(f"  LJ Verlet list, {LJ_STEPS} Leapfrog steps: kernel {LJ_STEPS / t['kernel']:.1f} "
+          f"steps/s, XLA {LJ_STEPS / t['xla']:.1f} (x{t['xla'] / t['kernel']:.2f}); max |q diff| "
+          f"{diff:.1e}", flush=True)  # fmt: skip
+
+
 def kernels_main(rounds: int, sizes) -> None:
     print("Pairwise kernel, all-pairs softened gravity (float32):", flush=True)
     rows = bench_kernel_forces(rounds, sizes)
     bench_kernel_rollout(max(3, rounds // 2))
+    print("Lennard-Jones on the kernel (float32):", flush=True)
+    bench_kernel_lj(rounds)
     big = [row for row in rows if row["n"] >= 4096]
     rate = min(row["rate"]["kernel"] for row in big)
     ratio = max(row["grad_ratio"] for row in big)

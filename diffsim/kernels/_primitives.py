@@ -23,23 +23,17 @@ blocked pure-JAX `_fallback.py`. Batching moves the vmapped axes to the front: e
 kernel takes any leading batch axes.
 """
 
-import functools
-
 import jax
 import jax.numpy as jnp
 from jax.extend.core import Primitive
-from jax.interpreters import ad, batching, mlir
+from jax.interpreters import ad
 
-from . import _build, _fallback, _reference
+from . import _fallback, _reference, _rules
 
 forward_p = Primitive("diffsim_gravity_forward")
 tangent_p = Primitive("diffsim_gravity_tangent")
 cotangent_p = Primitive("diffsim_gravity_cotangent")
 cotangent_p.multiple_results = True
-
-_FALLBACK = {forward_p: _fallback.forward, tangent_p: _fallback.tangent}
-_FALLBACK[cotangent_p] = lambda q, w, e2, g, *, weights: _fallback.cotangent(q, w, e2, g)
-_FFI_NAME = {forward_p: "Forward", tangent_p: "Tangent", cotangent_p: "Cotangent"}
 
 
 def gravity_pair_sum(q, w, e2):
@@ -76,33 +70,12 @@ tangent_p.def_abstract_eval(_like_q)
 cotangent_p.def_abstract_eval(_cotangent_shapes)
 
 
-@functools.cache
-def _compiled(prim, params):
-    return jax.jit(functools.partial(prim.bind, **dict(params)))
-
-
-for _p in (forward_p, tangent_p, cotangent_p):
-    # Eager calls compile the primitive alone (once per shape, as any jitted function).
-    _p.def_impl(
-        functools.partial(lambda p, *a, **k: _compiled(p, tuple(sorted(k.items())))(*a), _p)
-    )
-
-
 # ---- derivatives -------------------------------------------------------------------
 
 
 def _forward_jvp(primals, tangents):
     tangents = [ad.instantiate_zeros(t) for t in tangents]
     return forward_p.bind(*primals), tangent_p.bind(*primals, *tangents)
-
-
-def _reference_jvp(reference, multiple):
-    def rule(primals, tangents, **params):
-        tangents = [ad.instantiate_zeros(t) for t in tangents]
-        out, out_dot = jax.jvp(reference, tuple(primals), tuple(tangents))
-        return (list(out), list(out_dot)) if multiple else (out, out_dot)
-
-    return rule
 
 
 def _tangent_transpose(ct, q, w, e2, dq, dw, de2):
@@ -120,82 +93,38 @@ def _tangent_transpose(ct, q, w, e2, dq, dw, de2):
 
 
 ad.primitive_jvps[forward_p] = _forward_jvp
-ad.primitive_jvps[tangent_p] = _reference_jvp(_reference.gravity_tangent, False)
-ad.primitive_jvps[cotangent_p] = _reference_jvp(_reference.gravity_vjp, True)  # all outputs
+ad.primitive_jvps[tangent_p] = _rules.reference_jvp(_reference.gravity_tangent, False)
+ad.primitive_jvps[cotangent_p] = _rules.reference_jvp(  # all outputs
+    lambda q, w, e2, g, *, weights: _reference.gravity_vjp(q, w, e2, g), True
+)
 ad.primitive_transposes[tangent_p] = _tangent_transpose
 
 
-# ---- batching: vmapped axes become leading batch axes, which every kernel takes ---------
+# ---- batching and lowering ------------------------------------------------------------
 
 
-def _batch_rule(prim):
-    def rule(args, dims, **params):
-        size = next(a.shape[d] for a, d in zip(args, dims, strict=True) if d is not None)
-        moved = [
-            jnp.broadcast_to(a, (size, *a.shape))
-            if d is None  # not mapped
-            else jnp.moveaxis(a, d, 0)
-            for a, d in zip(args, dims, strict=True)
-        ]
-        out = prim.bind(*moved, **params)
-        return out, ([0] * len(out) if prim.multiple_results else 0)
+def _pallas():
+    from . import _pallas_pairwise as pallas  # imports Pallas only when a GPU compiles
 
-    return rule
+    return {
+        forward_p: pallas.gravity_forward,
+        tangent_p: pallas.gravity_tangent,
+        cotangent_p: lambda *a, weights: pallas.gravity_vjp(*a),
+    }
 
 
-for _p in (forward_p, tangent_p, cotangent_p):
-    batching.primitive_batchers[_p] = _batch_rule(_p)
-
-
-# ---- lowering ------------------------------------------------------------------------
-
-
-def _cpu_lowering(prim):
-    fallback = mlir.lower_fun(_FALLBACK[prim], multiple_results=prim.multiple_results)
-
-    def lower(ctx, *args, **params):
-        dtype = ctx.avals_in[0].dtype
-        d = ctx.avals_in[0].shape[-1]
-        if dtype not in (jnp.float32, jnp.float64) or d not in (1, 2, 3):
-            return fallback(ctx, *args, **params)
-        if not _register_cpu_targets():
-            return fallback(ctx, *args, **params)
-        suffix = "F32" if dtype == jnp.float32 else "F64"
-        name = f"diffsim_gravity_{_FFI_NAME[prim]}{suffix}"
-        return jax.ffi.ffi_lowering(name)(ctx, *args, **params)
-
-    return lower
-
-
-@functools.cache
-def _register_cpu_targets() -> bool:
-    """Loads the C++ kernels (building them if needed) and registers their FFI targets;
-    `False` when they are unavailable (`_build.library` has warned why)."""
-    lib = _build.library()
-    if lib is None:
-        return False
-    for name in _FFI_NAME.values():
-        for suffix in ("F32", "F64"):
-            symbol = getattr(lib, f"DiffsimGravity{name}{suffix}")
-            jax.ffi.register_ffi_target(
-                f"diffsim_gravity_{name}{suffix}", jax.ffi.pycapsule(symbol), platform="cpu"
-            )
-    return True
-
-
-def _gpu_lowering(prim):
-    def lower(ctx, *args, **params):
-        from . import _pallas_pairwise as pallas  # imports Pallas only when a GPU compiles
-
-        kernel = {forward_p: pallas.gravity_forward, tangent_p: pallas.gravity_tangent}
-        kernel[cotangent_p] = lambda *a, weights: pallas.gravity_vjp(*a)
-        lowering = mlir.lower_fun(kernel[prim], multiple_results=prim.multiple_results)
-        return lowering(ctx, *args, **params)
-
-    return lower
-
-
-for _p in (forward_p, tangent_p, cotangent_p):
-    mlir.register_lowering(_p, mlir.lower_fun(_FALLBACK[_p], multiple_results=_p.multiple_results))
-    mlir.register_lowering(_p, _cpu_lowering(_p), platform="cpu")
-    mlir.register_lowering(_p, _gpu_lowering(_p), platform="cuda")
+_FALLBACK = {
+    forward_p: _fallback.forward,
+    tangent_p: _fallback.tangent,
+    cotangent_p: lambda q, w, e2, g, *, weights: _fallback.cotangent(q, w, e2, g),
+}
+_TARGET = {
+    p: f"diffsim_gravity_{name}"
+    for p, name in ((forward_p, "Forward"), (tangent_p, "Tangent"), (cotangent_p, "Cotangent"))
+}
+_SYMBOLS = [
+    (f"{_TARGET[p]}{suffix}", f"DiffsimGravity{_TARGET[p].rsplit('_', 1)[1]}{suffix}")
+    for p in _TARGET
+    for suffix in ("F32", "F64")
+]
+_rules.define(_TARGET, _FALLBACK, _TARGET, _SYMBOLS, gpu_kernels=_pallas)
