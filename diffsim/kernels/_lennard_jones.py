@@ -35,27 +35,30 @@ cotangent_p.multiple_results = True
 
 def lennard_jones_pair_sum(q, box, c, onset, cutoff, idx=None):
     """$F_i = \\sum_{j \\ne i} \\varphi(s_{ij}) r_{ij}$ with $\\varphi = 2\\,dU/ds$ and
-    $U = (c_{12} s^{-6} - c_6 s^{-3}) S(s)$ over minimum-image pairs closer than
-    `cutoff`: `q` of shape `(..., n, d)`, `box` broadcastable to `(..., d)`, `c` to
-    `(..., 2)`; `onset < cutoff` static numbers; `idx` a symmetric `(..., n, k)`
-    neighbour list (entries outside `[0, n)` empty) or `None` for all pairs.
+    $U = (c_{12} x^{-6} - c_6 x^{-3}) S(x)$, $x = s / r_c^2$, over minimum-image pairs
+    closer than `cutoff` $= r_c$: `q` of shape `(..., n, d)`, `box` broadcastable to
+    `(..., d)`, `c` to `(..., 2)` (for the usual $\\epsilon, \\sigma$: $c = 4\\epsilon
+    ((\\sigma / r_c)^{12}, (\\sigma / r_c)^6)$); `onset < cutoff` static numbers; `idx` a
+    symmetric `(..., n, k)` neighbour list (entries outside `[0, n)` empty) or `None` for
+    all pairs.
 
     **Example:**
 
     ```python
     q = jnp.array([[0.0, 0.0], [1.5, 0.0]])
-    lennard_jones_pair_sum(q, 10.0, jnp.array([4.0, 4.0]), 2.0, 2.5)
-    # the pair attracts: [[0.068..., 0], [-0.068..., 0]]
+    c = 4 * jnp.array([0.4**12, 0.4**6])  # epsilon = sigma = 1, cutoff 2.5
+    lennard_jones_pair_sum(q, 10.0, c, 2.0, 2.5)
+    # [[1.158..., 0], [-1.158..., 0]]: at r = 1.5 the pair attracts, |dU/dr| = 1.158
     ```
     """
+    if not 0 < onset < cutoff:
+        raise ValueError(f"lennard_jones_pair_sum: need 0 < onset < cutoff; got {onset}, {cutoff}")
     q = jnp.asarray(q)
     batch, d = q.shape[:-2], q.shape[-1]
     box = jnp.broadcast_to(jnp.asarray(box, q.dtype), (*batch, d))
     c = jnp.broadcast_to(jnp.asarray(c, q.dtype), (*batch, 2))
     idx = jnp.zeros((*q.shape[:-1], 0), jnp.int32) if idx is None else jnp.asarray(idx, jnp.int32)
     idx = jnp.broadcast_to(idx, (*q.shape[:-1], idx.shape[-1]))
-    if not 0 < onset < cutoff:
-        raise ValueError(f"lennard_jones_pair_sum: need 0 < onset < cutoff; got {onset}, {cutoff}")
     return forward_p.bind(q, box, c, idx, onset2=float(onset) ** 2, cutoff2=float(cutoff) ** 2)
 
 
