@@ -72,10 +72,13 @@ def _ref(p):
 
 
 _SLOW = pytest.mark.slow
+# make test runs the first two (all pairs in float64; a batch of neighbour lists in
+# float32); make test-slow the rest. Each costs mostly the reference's compilation.
 CASES = [
     ((), 37, 3, 0, jnp.float64),
-    ((2,), 40, 3, 40, jnp.float32),
-    ((2, 3), 8, 2, 0, jnp.float32),
+    ((2,), 20, 3, 20, jnp.float32),
+    pytest.param((2,), 40, 3, 40, jnp.float32, marks=_SLOW),
+    pytest.param((2, 3), 8, 2, 0, jnp.float32, marks=_SLOW),
     pytest.param((), 37, 3, 24, jnp.float64, marks=_SLOW),
     pytest.param((3,), 21, 1, 0, jnp.float64, marks=_SLOW),
     pytest.param((), 1, 3, 0, jnp.float64, marks=_SLOW),
@@ -145,6 +148,13 @@ def test_blocked_fallback_equals_the_reference(monkeypatch):
     _close(
         reference.forward(*args, **KW, blocked=True), reference.forward(*args, **KW), jnp.float64
     )
+
+
+@pytest.mark.slow  # 10 s: the blocked cotangent compiles slowly
+def test_blocked_fallback_cotangent_equals_the_reference(monkeypatch):
+    monkeypatch.setattr(reference, "_BLOCK_ELEMENTS", 2 * 13 * 3)
+    p = _problem((2,), 13, 3, 0, jnp.float64, seed=4)
+    args = (p["q"], p["box"], p["c"], p["idx"])
     blocked = reference.cotangent(*args, p["g"], **KW, blocked=True)
     for a, b in zip(blocked, reference.cotangent(*args, p["g"], **KW), strict=True):
         _close(a, b, jnp.float64)

@@ -32,11 +32,11 @@ def _gravity(s, theta):
         (_lj, (0.8, 0.3)),
     ],
 )
-# None: one block; 7: several blocks with padding (23 = 3 x 7 + 2); 1 and 64 (one row per
-# block, a block larger than n) run with make test-slow.
+# 7: several blocks with padding (23 = 3 x 7 + 2) in make test; None (one block), 1 and 64
+# (one row per block, a block larger than n) with make test-slow.
 @pytest.mark.parametrize(
     "block_size",
-    [None, 7, pytest.param(1, marks=pytest.mark.slow), pytest.param(64, marks=pytest.mark.slow)],
+    [pytest.param(b, marks=pytest.mark.slow) if b != 7 else b for b in (None, 7, 1, 64)],
 )
 def test_lean_gradients_match_autodiff(phi, theta, block_size):
     n, d = 23, 3
