@@ -110,6 +110,7 @@ def _forward_transpose(ct, q, box, c, idx, **params):
         raise NotImplementedError("the Lennard-Jones forward is linear in c only")
     if _zero(ct):
         return [None, None, ad.Zero(c.aval), None]
+    # c's cotangent does not depend on c; the kernel's q and box sums are a wasted pass.
     zeros = jnp.zeros(c.aval.shape, c.aval.dtype)
     _, _, c_rows = cotangent_p.bind(q, box, zeros, idx, ct, params=True, **params)
     return [None, None, jnp.sum(c_rows, axis=-2), None]
@@ -128,22 +129,11 @@ def _tangent_transpose(ct, q, box, c, idx, dq, dbox, **params):
     return [None] * 4 + [bar if u else None for bar, u in zip(bars, wanted, strict=True)]
 
 
-def _reference_jvp(ref, multiple):
-    def rule(primals, tangents, **params):
-        idx = primals[3]
-        floats = primals[:3] + primals[4:]
-        dots = [ad.instantiate_zeros(t) for i, t in enumerate(tangents) if i != 3]
-        fn = lambda *f: ref(*f[:3], idx, *f[3:], **params)  # noqa: E731
-        out, out_dot = jax.jvp(fn, tuple(floats), tuple(dots))
-        return (list(out), list(out_dot)) if multiple else (out, out_dot)
-
-    return rule
-
-
 ad.primitive_jvps[forward_p] = _forward_jvp
 ad.primitive_transposes[forward_p] = _forward_transpose
-ad.primitive_jvps[tangent_p] = _reference_jvp(reference.tangent, False)
-ad.primitive_jvps[cotangent_p] = _reference_jvp(reference.cotangent, True)
+# idx is an integer input: its tangent is float0 zeros, which jax.jvp takes as they are.
+ad.primitive_jvps[tangent_p] = _rules.reference_jvp(reference.tangent, False)
+ad.primitive_jvps[cotangent_p] = _rules.reference_jvp(reference.cotangent, True)
 ad.primitive_transposes[tangent_p] = _tangent_transpose
 
 

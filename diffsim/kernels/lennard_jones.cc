@@ -434,42 +434,40 @@ ffi::Error Cotangent(ffi::ThreadPool pool, ffi::Buffer<DT> q, ffi::Buffer<DT> bo
 
 }  // namespace
 
-#define DIFFSIM_LJ_BUFFER(DT) ffi::Buffer<ffi::DT>
-
 #define DIFFSIM_LJ_HANDLERS(SUFFIX, DT)                                                       \
   XLA_FFI_DEFINE_HANDLER_SYMBOL(DiffsimLennardJonesForward##SUFFIX, Forward<ffi::DT>,       \
                                 ffi::Ffi::Bind()                                           \
                                     .Ctx<ffi::ThreadPool>()                                \
-                                    .Arg<DIFFSIM_LJ_BUFFER(DT)>()                          \
-                                    .Arg<DIFFSIM_LJ_BUFFER(DT)>()                          \
-                                    .Arg<DIFFSIM_LJ_BUFFER(DT)>()                          \
+                                    .Arg<DIFFSIM_BUFFER(DT)>()                          \
+                                    .Arg<DIFFSIM_BUFFER(DT)>()                          \
+                                    .Arg<DIFFSIM_BUFFER(DT)>()                          \
                                     .Arg<ffi::Buffer<ffi::S32>>()                          \
-                                    .Ret<DIFFSIM_LJ_BUFFER(DT)>()                          \
+                                    .Ret<DIFFSIM_BUFFER(DT)>()                          \
                                     .Attr<double>("onset2")                                \
                                     .Attr<double>("cutoff2"));                             \
   XLA_FFI_DEFINE_HANDLER_SYMBOL(DiffsimLennardJonesTangent##SUFFIX, Tangent<ffi::DT>,       \
                                 ffi::Ffi::Bind()                                           \
                                     .Ctx<ffi::ThreadPool>()                                \
-                                    .Arg<DIFFSIM_LJ_BUFFER(DT)>()                          \
-                                    .Arg<DIFFSIM_LJ_BUFFER(DT)>()                          \
-                                    .Arg<DIFFSIM_LJ_BUFFER(DT)>()                          \
+                                    .Arg<DIFFSIM_BUFFER(DT)>()                          \
+                                    .Arg<DIFFSIM_BUFFER(DT)>()                          \
+                                    .Arg<DIFFSIM_BUFFER(DT)>()                          \
                                     .Arg<ffi::Buffer<ffi::S32>>()                          \
-                                    .Arg<DIFFSIM_LJ_BUFFER(DT)>()                          \
-                                    .Arg<DIFFSIM_LJ_BUFFER(DT)>()                          \
-                                    .Ret<DIFFSIM_LJ_BUFFER(DT)>()                          \
+                                    .Arg<DIFFSIM_BUFFER(DT)>()                          \
+                                    .Arg<DIFFSIM_BUFFER(DT)>()                          \
+                                    .Ret<DIFFSIM_BUFFER(DT)>()                          \
                                     .Attr<double>("onset2")                                \
                                     .Attr<double>("cutoff2"));                             \
   XLA_FFI_DEFINE_HANDLER_SYMBOL(DiffsimLennardJonesCotangent##SUFFIX, Cotangent<ffi::DT>,   \
                                 ffi::Ffi::Bind()                                           \
                                     .Ctx<ffi::ThreadPool>()                                \
-                                    .Arg<DIFFSIM_LJ_BUFFER(DT)>()                          \
-                                    .Arg<DIFFSIM_LJ_BUFFER(DT)>()                          \
-                                    .Arg<DIFFSIM_LJ_BUFFER(DT)>()                          \
+                                    .Arg<DIFFSIM_BUFFER(DT)>()                          \
+                                    .Arg<DIFFSIM_BUFFER(DT)>()                          \
+                                    .Arg<DIFFSIM_BUFFER(DT)>()                          \
                                     .Arg<ffi::Buffer<ffi::S32>>()                          \
-                                    .Arg<DIFFSIM_LJ_BUFFER(DT)>()                          \
-                                    .Ret<DIFFSIM_LJ_BUFFER(DT)>()                          \
-                                    .Ret<DIFFSIM_LJ_BUFFER(DT)>()                          \
-                                    .Ret<DIFFSIM_LJ_BUFFER(DT)>()                          \
+                                    .Arg<DIFFSIM_BUFFER(DT)>()                          \
+                                    .Ret<DIFFSIM_BUFFER(DT)>()                          \
+                                    .Ret<DIFFSIM_BUFFER(DT)>()                          \
+                                    .Ret<DIFFSIM_BUFFER(DT)>()                          \
                                     .Attr<double>("onset2")                                \
                                     .Attr<double>("cutoff2")                               \
                                     .Attr<bool>("params"));

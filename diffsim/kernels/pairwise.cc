@@ -304,8 +304,6 @@ ffi::Error Cotangent(ffi::ThreadPool pool, ffi::Buffer<DT> q, ffi::Buffer<DT> w,
 
 }  // namespace
 
-#define DIFFSIM_BUFFER(DT) ffi::Buffer<ffi::DT>
-
 #define DIFFSIM_HANDLERS(SUFFIX, DT)                                                   \
   XLA_FFI_DEFINE_HANDLER_SYMBOL(DiffsimGravityForward##SUFFIX, Forward<ffi::DT>,     \
                                 ffi::Ffi::Bind()                                     \

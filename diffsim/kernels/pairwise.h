@@ -28,6 +28,9 @@
 
 namespace ffi = xla::ffi;
 
+// A buffer of one of ffi::DataType's names (F32, F64), for the handlers' bindings.
+#define DIFFSIM_BUFFER(DT) ffi::Buffer<ffi::DT>
+
 namespace {
 
 // Threads: the CPUs this process may run on (not the machine's count: a container or
